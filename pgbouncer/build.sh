@@ -22,7 +22,7 @@ REQUIRED_PACKAGES=(
 	libevent-dev libssl-dev libc-ares-dev libkrb5-dev
 )
 
-set -euo pipefail
+set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PATCH_FILE="$SCRIPT_DIR/gssapi-server-login.patch"
@@ -120,7 +120,9 @@ else
 		-o "APT::Sandbox::User=root"
 	)
 	run apt-get "${APT_OPTS[@]}" update
-	(cd "$SRC_CACHE" && run apt-get "${APT_OPTS[@]}" source --download-only pgbouncer)
+	cd "$SRC_CACHE"
+	run apt-get "${APT_OPTS[@]}" source --download-only pgbouncer
+	cd "$OUT_DIR"
 	dsc=$(ls -1 "$SRC_CACHE"/pgbouncer_*.dsc 2>/dev/null | sort -V | tail -n 1 || true)
 	[[ -n "$dsc" ]] || { echo "no .dsc after download" >>"$LOG"; false; }
 fi

@@ -327,6 +327,22 @@ CUR=1; echo; echo "== case 1: keytab via KRB5_CLIENT_KTNAME, server_krb_spn = $S
 start_pgbouncer c1 allow "$SPN" "" "${KT_ENV[@]}" KRB5CCNAME="FILE:$T/pgb/c1/ccache" || bad "pgbouncer did not start"
 expect_success c1
 echo "   PostgreSQL log:"; grep -E 'connection authorized: user=astro_user' "$T/pg/pg.log" | tail -n 1 | sed 's/^/     | /'
+# several clients at once: the pool opens more server connections, each with its own GSSAPI login
+pids=()
+for i in 1 2 3 4; do
+	env -u KRB5CCNAME -u KRB5_CLIENT_KTNAME PGPASSWORD="$APP_PASS" psql -X -A -t -F ' | ' \
+		"host=127.0.0.1 port=$PGB_PORT dbname=db user=$APP_USER sslmode=disable gssencmode=disable" \
+		-c "select principal, gss_authenticated, pg_sleep(1) from pg_stat_gssapi where pid = pg_backend_pid()" \
+		>"$T/pgb/c1/par$i.out" 2>&1 &
+	pids+=($!)
+done
+par_ok=0
+for i in 1 2 3 4; do
+	wait "${pids[$((i - 1))]}" && grep -q "^$CLIENT_PRINC | t" "$T/pgb/c1/par$i.out" && par_ok=$((par_ok + 1))
+done
+n_logins=$(grep -c "GSSAPI login to server succeeded" "$T/pgb/c1/pgbouncer.log")
+echo "   4 concurrent clients: $par_ok succeeded; GSSAPI server logins so far: $n_logins"
+if (( par_ok == 4 && n_logins >= 2 )); then ok "concurrent clients over several GSSAPI server connections"; else bad "concurrent clients"; fi
 stop_pgbouncer
 
 CUR=2; echo; echo "== case 2: per-database server_krb_spn wins over a wrong global one"
