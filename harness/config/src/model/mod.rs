@@ -1,0 +1,20 @@
+//! Typed view of the two places the platform is configured: the deployment variables sent to
+//! Houston and the control plane's Helm values. Fields the model does not know are kept in
+//! `extra` so nothing a customer wrote is lost; the linter reports them.
+
+mod connection;
+mod deployment;
+mod scalar;
+mod values;
+
+pub use connection::{Connection, ConnectionField, JsonForm};
+pub use deployment::{Deployment, EnvList, EnvVar, PgbouncerConfig, GENERATED_SECRET};
+pub use scalar::StringMap;
+pub use values::{
+    AstronomerValues, Global, GlobalPgbouncer, HarnessHouston, HarnessPlatform, HarnessValues,
+    HoustonConfig, HoustonDatabase, HoustonDeployments, HoustonValues, Image, Injector,
+    HoustonUrl, LabelSelector, ManualConnectionStrings, PgbouncerChartValues, Values,
+};
+
+/// Unknown keys keep whatever JSON value they held.
+pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;

@@ -1,0 +1,101 @@
+//! The system programs the local tier needs, where Debian puts them, and which package provides
+//! each: one table, used for running them, for `doctor`, and for every "not found" error.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+pub struct Tool {
+    pub name: &'static str,
+    /// Debian package that ships it.
+    pub package: &'static str,
+    /// Where to look, in order; `{pg}` stands for `/usr/lib/postgresql/<newest>/bin`.
+    pub candidates: &'static [&'static str],
+    pub needed_for: &'static str,
+}
+
+pub const TOOLS: &[Tool] = &[
+    Tool { name: "krb5kdc", package: "krb5-kdc", candidates: &["/usr/sbin/krb5kdc"], needed_for: "the KDC" },
+    Tool { name: "kdb5_util", package: "krb5-kdc", candidates: &["/usr/sbin/kdb5_util"], needed_for: "creating the realm" },
+    Tool { name: "kadmin.local", package: "krb5-admin-server", candidates: &["/usr/sbin/kadmin.local"], needed_for: "principals and keytabs" },
+    Tool { name: "kinit", package: "krb5-user", candidates: &["/usr/bin/kinit"], needed_for: "getting tickets" },
+    Tool { name: "klist", package: "krb5-user", candidates: &["/usr/bin/klist"], needed_for: "listing tickets" },
+    Tool { name: "initdb", package: "postgresql-15", candidates: &["{pg}/initdb"], needed_for: "the PostgreSQL cluster" },
+    Tool { name: "postgres", package: "postgresql-15", candidates: &["{pg}/postgres"], needed_for: "the PostgreSQL server" },
+    Tool { name: "psql", package: "postgresql-client-15", candidates: &["{pg}/psql", "/usr/bin/psql"], needed_for: "the env shell" },
+    Tool { name: "openssl", package: "openssl", candidates: &["/usr/bin/openssl"], needed_for: "the per-run TLS certificate" },
+];
+
+fn pg_bindir() -> Option<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, p)| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, p)| p)
+}
+
+fn resolve(tool: &Tool) -> Option<PathBuf> {
+    tool.candidates.iter().find_map(|c| {
+        let p = if let Some(rest) = c.strip_prefix("{pg}/") {
+            pg_bindir()?.join(rest)
+        } else {
+            PathBuf::from(c)
+        };
+        p.exists().then_some(p)
+    })
+}
+
+/// The path of a system program, or an error naming the package that provides it.
+pub fn path(name: &str) -> Result<PathBuf> {
+    let Some(tool) = TOOLS.iter().find(|t| t.name == name) else {
+        bail!("internal: no tool named {name} in the tool table");
+    };
+    match resolve(tool) {
+        Some(p) => Ok(p),
+        None => bail!(
+            "{name} not found (needed for {}): install it with `apt-get install {}`, or run `cargo xtask doctor --fix`",
+            tool.needed_for,
+            tool.package
+        ),
+    }
+}
+
+/// One line per tool: found at PATH, or missing with its package.
+pub fn report() -> Vec<(String, Result<PathBuf, String>)> {
+    TOOLS
+        .iter()
+        .map(|t| {
+            let r = resolve(t).ok_or_else(|| t.package.to_string());
+            (t.name.to_string(), r)
+        })
+        .collect()
+}
+
+/// When the harness runs as root, PostgreSQL and PgBouncer run as Debian's `postgres` user
+/// (PostgreSQL refuses root). Returns that user's uid/gid, or None when not root.
+pub fn service_user() -> Result<Option<(u32, u32)>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    match nix::unistd::User::from_name("postgres")? {
+        Some(u) => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
+        None => bail!(
+            "running as root, but there is no `postgres` user to run PostgreSQL as: install postgresql-15 (`apt-get install postgresql-15`) or run as an ordinary user"
+        ),
+    }
+}
+
+/// Hands a file or directory to the service user (a no-op when not root).
+pub fn give_to_service_user(path: &Path) -> Result<()> {
+    if let Some((uid, gid)) = service_user()? {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| anyhow::anyhow!("could not chown {} to postgres: {e}", path.display()))?;
+    }
+    Ok(())
+}
