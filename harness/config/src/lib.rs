@@ -1,16 +1,23 @@
-use serde::Deserialize;
-use std::collections::BTreeMap;
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct D { pub kerberos_enabled: Option<bool>, pub inner: Option<I>, #[serde(flatten)] pub extra: BTreeMap<String, serde_json::Value> }
-#[derive(Debug, Deserialize)]
-pub struct I { pub port: Option<u16>, #[serde(flatten)] pub extra: BTreeMap<String, serde_json::Value> }
-#[test]
-fn t() {
-    let e = serde_yaml::from_str::<D>("a: 1\nb: 2\nkerberosEnabled: \"yes\"\nc: 3\n").unwrap_err();
-    println!("{e} {:?}", e.location());
-    let e = serde_yaml::from_str::<D>("a: 1\ninner:\n  x: 1\n  port: [1]\n  y: 2\nc: 3\n").unwrap_err();
-    println!("{e} {:?}", e.location());
-    let e = serde_json::from_str::<D>("{\"a\": 1,\n \"kerberosEnabled\": \"yes\",\n \"c\": 3}").unwrap_err();
-    println!("{e} {:?}", e.line());
-}
+//! Configuration model of Astronomer's Kerberos database flow (Airflow → PgBouncer → Kerberized
+//! PostgreSQL): parse the deployment variables and the control plane's values, lint them with
+//! stable rule ids, and render what the platform would render from them.
+
+pub mod finding;
+pub mod ini;
+pub mod lint;
+pub mod load;
+pub mod model;
+pub mod render;
+pub mod report;
+pub mod rules;
+
+pub use finding::{Finding, Rule, Severity};
+pub use lint::{lint, lint_main, parse_selector, LintArgs};
+pub use load::{load_deployment, load_houston_templates, load_values, HoustonTemplates, LoadError};
+pub use model::{Deployment, LabelSelector, Values, GENERATED_SECRET};
+pub use render::airflow::{airflow_urls, AirflowUrls, PgbouncerEndpoint};
+pub use render::houston::{houston_mutation, render_houston_pgbouncer, HoustonApi, HoustonPgbouncer, MutationSpec};
+pub use render::pgbouncer::{render_for_platform, render_pgbouncer_ini, render_users_txt, ChartSettings, Dial, Placement};
+pub use render::shape::{EnvironmentShape, Negotiate};
+pub use render::RenderError;
+pub use report::{print_report, Format, Summary, SCHEMA};

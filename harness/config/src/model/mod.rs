@@ -18,3 +18,27 @@ pub use values::{
 
 /// Unknown keys keep whatever JSON value they held.
 pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
+
+pub(crate) fn deployment_generic_fields() -> &'static [&'static str] {
+    deployment::GENERIC_HOUSTON_FIELDS
+}
+
+/// Every field name the deployment model knows, for "did you mean".
+pub(crate) fn deployment_known_fields() -> Vec<&'static str> {
+    const MODELLED: &[&str] = &[
+        "workspaceUuid",
+        "deploymentUuid",
+        "label",
+        "releaseName",
+        "namespace",
+        "description",
+        "executor",
+        "airflowVersion",
+        "runtimeVersion",
+        "kerberosEnabled",
+        "metadataConnectionJson",
+        "resultBackendConnectionJson",
+        "pgbouncerConfig",
+    ];
+    MODELLED.iter().chain(deployment::GENERIC_HOUSTON_FIELDS).copied().collect()
+}

@@ -1,0 +1,206 @@
+//! The deployment PgBouncer's `pgbouncer.ini` and `users.txt`, as the deployment chart renders
+//! them (Apache Airflow chart's `pgbouncer-config-secret`, which Astronomer's chart follows).
+
+use super::{missing, RenderError};
+use crate::model::{Connection, Deployment};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where PgBouncer should actually dial for a configured database host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    pub host: String,
+    /// Overrides the configured port when set.
+    pub port: Option<u16>,
+}
+
+/// Where the rendered PgBouncer lives on this machine. Only addresses and paths change; the
+/// SPN stays the configured one (it comes from `extraIni`), so Kerberos sees the customer's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub listen_addr: String,
+    pub listen_port: u16,
+    pub auth_file: PathBuf,
+    pub logfile: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub unix_socket_dir: Option<PathBuf>,
+    /// Further `key = value` lines the harness needs (admin console, log_connections = 1...).
+    /// They go in the harness section, before `extraIni`.
+    pub extra_lines: Vec<String>,
+    /// Database host as written in the configuration → where to dial locally.
+    pub host_map: BTreeMap<String, Dial>,
+    pub chart: ChartSettings,
+}
+
+/// Chart values the deployment API does not expose; these are the chart's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChartSettings {
+    pub metadata_pool_size: u32,
+    pub result_backend_pool_size: u32,
+    pub max_client_conn: u32,
+}
+
+impl Default for ChartSettings {
+    fn default() -> Self {
+        ChartSettings { metadata_pool_size: 10, result_backend_pool_size: 5, max_client_conn: 100 }
+    }
+}
+
+impl Placement {
+    /// What the chart uses in the pod.
+    pub fn platform() -> Placement {
+        Placement {
+            listen_addr: "*".into(),
+            listen_port: 6543,
+            auth_file: PathBuf::from("/etc/pgbouncer/users.txt"),
+            logfile: None,
+            pidfile: None,
+            unix_socket_dir: None,
+            extra_lines: Vec::new(),
+            host_map: BTreeMap::new(),
+            chart: ChartSettings::default(),
+        }
+    }
+
+    fn harness_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (key, path) in [("logfile", &self.logfile), ("pidfile", &self.pidfile), ("unix_socket_dir", &self.unix_socket_dir)] {
+            if let Some(p) = path {
+                lines.push(format!("{key} = {}", p.display()));
+            }
+        }
+        lines.extend(self.extra_lines.iter().cloned());
+        lines
+    }
+}
+
+pub const DEFAULT_SSLMODE: &str = "prefer";
+
+pub(crate) fn required<'a>(c: Option<&'a Connection>, field: &str) -> Result<&'a Connection, RenderError> {
+    c.ok_or_else(|| missing(field, "the connection is not given"))
+}
+
+pub(crate) fn release(d: &Deployment) -> Result<&str, RenderError> {
+    d.release_name.as_deref().filter(|r| !r.is_empty()).ok_or_else(|| missing("releaseName", "needed for the database aliases"))
+}
+
+fn database_line(
+    alias: &str,
+    c: &Connection,
+    field: &str,
+    pool_size: u32,
+    extras: Option<&str>,
+    p: &Placement,
+) -> Result<String, RenderError> {
+    let host = c.host.as_deref().ok_or_else(|| missing(&format!("{field}.host"), "not set"))?;
+    let db = c.db.as_deref().ok_or_else(|| missing(&format!("{field}.db"), "not set"))?;
+    let port = c.port_number().map_err(|why| missing(&format!("{field}.port"), why))?;
+    let (host, port) = match p.host_map.get(host) {
+        Some(dial) => (dial.host.as_str(), dial.port.unwrap_or(port)),
+        None => (host, port),
+    };
+    let mut line = format!("{alias} = host={host} dbname={db} port={port} pool_size={pool_size}");
+    if let Some(e) = extras.map(str::trim).filter(|e| !e.is_empty()) {
+        line.push(' ');
+        line.push_str(e);
+    }
+    Ok(line)
+}
+
+/// `pgbouncer.ini` for the given placement. With [`Placement::platform`] this is byte for byte
+/// the chart's file; otherwise a marked harness section precedes `extraIni`, which stays last
+/// exactly as on the platform.
+pub fn render_pgbouncer_ini(d: &Deployment, p: &Placement) -> Result<String, RenderError> {
+    let release = release(d)?;
+    let meta = required(d.metadata(), "metadataConnectionJson")?;
+    let rb = required(d.result_backend(), "resultBackendConnectionJson")?;
+    let pg = d.pgbouncer();
+    let sslmode = meta.sslmode.as_deref().or(rb.sslmode.as_deref()).unwrap_or(DEFAULT_SSLMODE);
+    let stats_user = meta.user.as_deref().ok_or_else(|| missing("metadataConnectionJson.user", "not set"))?;
+
+    let mut out = String::from("[databases]\n");
+    out += &database_line(
+        &format!("{release}-metadata"),
+        meta,
+        "metadataConnectionJson",
+        p.chart.metadata_pool_size,
+        pg.extra_ini_metadata.as_deref(),
+        p,
+    )?;
+    out.push('\n');
+    out += &database_line(
+        &format!("{release}-result-backend"),
+        rb,
+        "resultBackendConnectionJson",
+        p.chart.result_backend_pool_size,
+        pg.extra_ini_result_backend.as_deref(),
+        p,
+    )?;
+    out.push_str("\n\n[pgbouncer]\n");
+    out += &format!(
+        "pool_mode = transaction\n\
+         listen_port = {}\n\
+         listen_addr = {}\n\
+         auth_type = scram-sha-256\n\
+         auth_file = {}\n\
+         stats_users = {stats_user}\n\
+         ignore_startup_parameters = extra_float_digits\n\
+         max_client_conn = {}\n\
+         verbose = 0\n\
+         log_disconnections = 0\n\
+         log_connections = 0\n\
+         \n\
+         server_tls_sslmode = {sslmode}\n\
+         server_tls_ciphers = normal\n",
+        p.listen_port,
+        p.listen_addr,
+        p.auth_file.display(),
+        p.chart.max_client_conn,
+    );
+    let harness = p.harness_lines();
+    if !harness.is_empty() {
+        out.push_str("\n; ---- harness: local placement, not part of the platform's file ----\n");
+        for l in harness {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out.push_str("; ---- pgbouncerConfig.extraIni, verbatim ----\n");
+    }
+    if let Some(extra) = pg.extra_ini.as_deref().filter(|e| !e.is_empty()) {
+        out.push_str(extra);
+        if !extra.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// The chart's own file: `listen_addr = *`, port 6543, `/etc/pgbouncer/users.txt`.
+pub fn render_for_platform(d: &Deployment) -> Result<String, RenderError> {
+    render_pgbouncer_ini(d, &Placement::platform())
+}
+
+/// `users.txt`: `"user" "secret"` for the metadata and result-backend users (once if they are
+/// the same). `secret(user, pass)` turns a password into what is written: a SCRAM verifier from
+/// the caller's postgres-protocol, or the password itself.
+pub fn render_users_txt(d: &Deployment, secret: impl Fn(&str, &str) -> String) -> Result<String, RenderError> {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    let mut out = String::new();
+    for (field, c) in [("metadataConnectionJson", d.metadata()), ("resultBackendConnectionJson", d.result_backend())] {
+        let c = required(c, field)?;
+        let user = c.user.as_deref().ok_or_else(|| missing(&format!("{field}.user"), "not set"))?;
+        let pass = c.pass.as_deref().ok_or_else(|| missing(&format!("{field}.pass"), "not set"))?;
+        match seen.iter().find(|(u, _)| *u == user) {
+            Some((_, p)) if *p == pass => continue,
+            Some(_) => return Err(RenderError::ConflictingPasswords { user: user.to_string() }),
+            None => seen.push((user, pass)),
+        }
+        out += &format!("{} {}\n", quote(user), quote(&secret(user, pass)));
+    }
+    Ok(out)
+}
+
+/// users.txt quoting: double quotes, a `"` inside is doubled.
+pub fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}

@@ -1,0 +1,84 @@
+//! The facts a reference environment must reproduce to replay a customer's configuration:
+//! realm, principal, database host and names, SPN, negotiation, labels.
+
+use super::pgbouncer::{release, required, DEFAULT_SSLMODE};
+use super::{missing, RenderError};
+use crate::ini;
+use crate::model::{Deployment, StringMap};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Negotiate {
+    Allow,
+    Disable,
+    /// Not set: the fork's default, `disable`.
+    Absent,
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentShape {
+    pub realm: String,
+    /// `astro_user@EXAMPLE.TEST`: the Kerberos client and the PostgreSQL role.
+    pub client_principal: String,
+    /// `astro_user`.
+    pub client_username: String,
+    pub db_host: String,
+    pub db_port: u16,
+    pub metadata_db: String,
+    pub result_backend_db: String,
+    pub release_name: String,
+    /// The service principal PgBouncer asks for: `server_krb_spn`, else `postgres/<host>@<realm>`.
+    pub spn: String,
+    pub sslmode: String,
+    pub labels: StringMap,
+    pub negotiate: Negotiate,
+}
+
+impl EnvironmentShape {
+    /// Read the shape from the metadata connection (the result backend shares host and realm on
+    /// every supported setup; lint reports when it does not).
+    pub fn from_deployment(d: &Deployment) -> Result<EnvironmentShape, RenderError> {
+        let field = "metadataConnectionJson";
+        let meta = required(d.metadata(), field)?;
+        let principal = meta.user.clone().ok_or_else(|| missing("metadataConnectionJson.user", "not set"))?;
+        let (username, realm) = principal
+            .rsplit_once('@')
+            .map(|(u, r)| (u.to_string(), r.to_string()))
+            .ok_or_else(|| missing("metadataConnectionJson.user", "not <username>@<REALM>"))?;
+        let db_host = meta.host.clone().ok_or_else(|| missing("metadataConnectionJson.host", "not set"))?;
+        let db_port = meta.port_number().map_err(|why| missing("metadataConnectionJson.port", why))?;
+        let metadata_db = meta.db.clone().ok_or_else(|| missing("metadataConnectionJson.db", "not set"))?;
+        let result_backend_db = d.result_backend().and_then(|c| c.db.clone()).unwrap_or_else(|| metadata_db.clone());
+        let pg = d.pgbouncer();
+        let settings = pg.extra_ini.as_deref().map(ini::settings).unwrap_or_default();
+        let per_db_spn = pg
+            .extra_ini_metadata
+            .as_deref()
+            .and_then(|t| ini::parse_db_extras(t).ok())
+            .and_then(|e| ini::last_setting(&e, "server_krb_spn").map(str::to_string));
+        let spn = per_db_spn
+            .or_else(|| ini::last_setting(&settings, "server_krb_spn").map(str::to_string))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("postgres/{db_host}@{realm}"));
+        let negotiate = match ini::last_setting(&settings, "server_gssauth_negotiate") {
+            None => Negotiate::Absent,
+            Some(v) if v.eq_ignore_ascii_case("allow") => Negotiate::Allow,
+            Some(v) if v.eq_ignore_ascii_case("disable") => Negotiate::Disable,
+            Some(v) => Negotiate::Other(v.to_string()),
+        };
+        Ok(EnvironmentShape {
+            realm,
+            client_principal: principal.clone(),
+            client_username: username,
+            db_host,
+            db_port,
+            metadata_db,
+            result_backend_db,
+            release_name: release(d)?.to_string(),
+            spn,
+            sslmode: meta.sslmode.clone().unwrap_or_else(|| DEFAULT_SSLMODE.into()),
+            labels: pg.labels.clone().unwrap_or_default(),
+            negotiate,
+        })
+    }
+}
