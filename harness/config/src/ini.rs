@@ -114,7 +114,8 @@ pub fn parse_db_extras(text: &str) -> Result<Vec<(String, String)>, DbExtrasProb
         }
         let next_is_eq = tokens.get(i + 1).is_some_and(|t| t.starts_with('='));
         if tok == "=" || tok.starts_with('=') || tok.ends_with('=') || next_is_eq {
-            let around = tokens[i.saturating_sub(1)..(i + 2).min(tokens.len())].join(" ");
+            let center = if next_is_eq { i + 1 } else { i };
+            let around = tokens[center.saturating_sub(1)..(center + 2).min(tokens.len())].join(" ");
             return Err(DbExtrasProblem::SpacedEquals(around));
         }
         match tok.split_once('=') {

@@ -4,7 +4,8 @@
 //! back what the customer sent.
 
 use super::Extra;
-use serde::de::{self, Deserializer};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use std::fmt;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Every field is optional in the model so that a missing one becomes a finding with a fix,
@@ -72,31 +73,41 @@ pub struct ConnectionField {
 
 impl<'de> Deserialize<'de> for ConnectionField {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Not an untagged enum: it would swallow the inner error ("did not match any variant").
-        let raw = serde_json::Value::deserialize(d)?;
-        match raw {
-            serde_json::Value::String(text) => serde_json::from_str::<Connection>(&text)
-                .map(|value| ConnectionField { value, form: JsonForm::String })
-                .map_err(|e| de::Error::custom(format!("the string does not hold a connection JSON object: {e}"))),
-            serde_json::Value::Object(_) => serde_json::from_value::<Connection>(raw)
-                .map(|value| ConnectionField { value, form: JsonForm::Object })
-                .map_err(de::Error::custom),
-            other => Err(de::Error::custom(format!(
-                    "expected an object {{user, pass, host, port, db}} or a string holding one, found {}",
-                kind(&other)
-            ))),
+        // A visitor rather than an untagged enum: the enum would swallow the inner error ("did
+        // not match any variant") and the parser's position with it.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ConnectionField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object {user, pass, host, port, db, sslmode} or a string holding one as JSON")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ConnectionField, E> {
+                serde_json::from_str::<Connection>(text)
+                    .map(|value| ConnectionField { value, form: JsonForm::String })
+                    .map_err(|e| {
+                        E::custom(format!(
+                            "the string does not hold a connection JSON object ({}, JSON line {} column {})",
+                            json_reason(&e),
+                            e.line(),
+                            e.column()
+                        ))
+                    })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ConnectionField, A::Error> {
+                Connection::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|value| ConnectionField { value, form: JsonForm::Object })
+            }
         }
+        d.deserialize_any(V)
     }
 }
 
-fn kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "a list",
-        serde_json::Value::Object(_) => "a map",
+/// serde_json's message without its own " at line L column C" suffix.
+fn json_reason(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
     }
 }
 

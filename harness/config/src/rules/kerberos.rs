@@ -78,6 +78,7 @@ fn check_spn(sink: &mut Sink, v: &View) {
         },
         None => false,
     };
+    let mut mismatches: Vec<Mismatch> = Vec::new();
     for db in &v.databases {
         // A per-database server_krb_spn in the extras wins over the global one.
         let (spn, path) = match db.extra("server_krb_spn").filter(|s| !s.is_empty()) {
@@ -103,25 +104,64 @@ fn check_spn(sink: &mut Sink, v: &View) {
         };
         let Ok(parsed) = parse_spn(spn) else { continue };
         let Some(conn) = db.conn else { continue };
-        if let Some(host) = conn.host.as_deref().filter(|h| !h.is_empty()) {
+        // A malformed host is reported by its own rule; comparing it to the SPN adds only noise.
+        if let Some(host) = conn.host.as_deref().filter(|h| super::connection::host_problem(h).is_none()) {
             if !parsed.host.eq_ignore_ascii_case(host) {
-                sink.add_fix(
-                    &SPN_HOST,
+                mismatches.push(Mismatch {
+                    rule: &SPN_HOST,
                     path,
-                    format!("`server_krb_spn = {spn}` names host `{}`, but `{}.host` is `{host}`", parsed.host, db.field),
-                    format!("Use `postgres/{host}@{}`.", parsed.realm),
-                );
+                    spn: spn.to_string(),
+                    what: format!("names host `{}`", parsed.host),
+                    field: "host",
+                    expected: host.to_string(),
+                    fields: vec![db.field],
+                    fix: format!("Use `postgres/{host}@{}`.", parsed.realm),
+                });
             }
         }
-        if let Some(realm) = conn.realm().filter(|_| conn.user.as_deref().is_some_and(|u| u.matches('@').count() == 1)) {
+        let single_at = conn.user.as_deref().is_some_and(|u| u.matches('@').count() == 1);
+        if let Some(realm) = conn.realm().filter(|_| single_at) {
             if parsed.realm != realm {
-                sink.add_fix(
-                    &SPN_REALM,
+                mismatches.push(Mismatch {
+                    rule: &SPN_REALM,
                     path,
-                    format!("`server_krb_spn = {spn}` is in realm `{}`, but `{}.user` is in `{realm}`", parsed.realm, db.field),
-                    format!("Use `postgres/{}@{realm}`.", parsed.host),
-                );
+                    spn: spn.to_string(),
+                    what: format!("is in realm `{}`", parsed.realm),
+                    field: "user's realm",
+                    expected: realm.to_string(),
+                    fields: vec![db.field],
+                    fix: format!("Use `postgres/{}@{realm}`.", parsed.host),
+                });
             }
         }
     }
+    // One shared SPN that is wrong for both databases is one problem, reported once.
+    let mut merged: Vec<Mismatch> = Vec::new();
+    for m in mismatches {
+        let same = |o: &&mut Mismatch| o.rule.id == m.rule.id && o.path == m.path && o.spn == m.spn && o.expected == m.expected;
+        match merged.iter_mut().find(same) {
+            Some(o) => o.fields.extend(m.fields),
+            None => merged.push(m),
+        }
+    }
+    for m in merged {
+        let fields = m.fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" and ");
+        sink.add_fix(
+            m.rule,
+            m.path,
+            format!("`server_krb_spn = {}` {}, but the {} of {fields} is `{}`", m.spn, m.what, m.field, m.expected),
+            m.fix,
+        );
+    }
+}
+
+struct Mismatch {
+    rule: &'static crate::finding::Rule,
+    path: &'static str,
+    spn: String,
+    what: String,
+    field: &'static str,
+    expected: String,
+    fields: Vec<&'static str>,
+    fix: String,
 }

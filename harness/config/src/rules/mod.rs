@@ -8,6 +8,7 @@ mod database_line;
 mod kerberos;
 mod labels;
 mod pgbouncer_ini;
+mod release;
 mod unknown;
 
 use crate::finding::{Finding, Sink};
@@ -85,6 +86,7 @@ pub fn check_deployment(file: &Path, d: &Deployment, selectors: Option<&[LabelSe
     database_line::check(&mut sink, &view);
     pgbouncer_ini::check(&mut sink, &view);
     labels::check_deployment(&mut sink, d, selectors);
+    release::check(&mut sink, d);
     unknown::check_deployment(&mut sink, d);
     dedupe(sink.out)
 }
