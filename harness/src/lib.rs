@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod probe;
 pub mod realm;
 pub mod redact;
+pub mod replay;
 pub mod run;
 pub mod secret;
 pub mod stack;

@@ -40,7 +40,13 @@ pub fn binary_path() -> Result<PathBuf> {
 /// The binary, building it first when the patch changed. Builds go to a staging directory and are
 /// renamed into place, so two runs building at once never see a half-written binary.
 pub async fn ensure_built() -> Result<PathBuf> {
+    // Concurrent scenarios of one run wait for a single build.
+    static BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let bin = binary_path()?;
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let _guard = BUILD.lock().await;
     if bin.exists() {
         return Ok(bin);
     }
@@ -130,9 +136,9 @@ impl Pgbouncer {
     /// They go before the platform's `extraIni`, which must stay last as the chart renders it.
     pub fn harness_lines(dir: &Path, port: u16) -> String {
         format!(
-            "; --- placed by the harness for the local tier ---\nunix_socket_dir = {}\nadmin_users = {ADMIN_USER}\nstats_users = {ADMIN_USER}\n",
-            dir.display()
-        ) + &format!("; listen_port {port} and auth_file are set above\n")
+            "; --- placed by the harness for the local tier (TCP only; admin console for diagnosis) ---\nunix_socket_dir =\nadmin_users = {ADMIN_USER}\nstats_users = {ADMIN_USER}\n; listen_port {port} and auth_file {} are set above\n",
+            dir.join("users.txt").display()
+        )
     }
 
     pub fn log_text(&self) -> String {

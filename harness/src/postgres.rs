@@ -38,14 +38,18 @@ pub struct Cluster {
     pub log: PathBuf,
     pub spec: ClusterSpec,
     process: Option<Process>,
+    _socket_tmp: tempfile::TempDir,
 }
 
 impl Cluster {
     /// initdb, configuration, certificate, start, then the role and databases.
     pub async fn start(dir: &Path, spec: ClusterSpec) -> Result<Cluster> {
         let data = dir.join("pgdata");
-        let socket_dir = dir.join("socket");
-        std::fs::create_dir_all(&socket_dir)?;
+        // Unix socket paths are limited to 107 bytes, too short for run directories: the socket
+        // lives in a private directory under /tmp, removed with the cluster.
+        let socket_tmp = tempfile::Builder::new().prefix("harness-pg-").tempdir_in("/tmp")?;
+        let socket_dir = socket_tmp.path().to_path_buf();
+        crate::run::make_traversable(&socket_dir)?;
         give_to_service_user(dir)?;
         give_to_service_user(&socket_dir)?;
 
@@ -104,6 +108,7 @@ impl Cluster {
             log,
             spec,
             process: Some(process),
+            _socket_tmp: socket_tmp,
         };
         cluster.create_role_and_databases().await?;
         Ok(cluster)
@@ -122,15 +127,14 @@ impl Cluster {
             )?;
         }
         // CREATE DATABASE cannot run inside the implicit transaction of a multi-statement query.
-        for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty() && !s.starts_with("--")) {
+        for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
             let stmt = strip_comments(stmt);
             if stmt.is_empty() {
                 continue;
             }
-            client
-                .batch_execute(&stmt)
-                .await
-                .with_context(|| format!("PostgreSQL setup failed at `{stmt}`"))?;
+            client.batch_execute(&stmt).await.map_err(|e| {
+                anyhow::anyhow!("PostgreSQL setup failed at `{stmt}`: {}", crate::probe::sql::error_text(&e))
+            })?;
         }
         Ok(())
     }

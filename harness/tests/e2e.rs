@@ -1,3 +1,130 @@
+//! The Gherkin runner. `cargo xtask e2e` runs this binary with the run directory, tier and
+//! configuration in the environment; it can also be run directly with `cargo test --test e2e`.
+
+mod steps;
+
+use std::io::Write;
+use std::time::Duration;
+
+use cucumber::tag::Ext as _;
+use cucumber::writer::Stats as _;
+use cucumber::{writer, World as _, WriterExt as _};
+
+use steps::{context, World};
+
 fn main() {
+    // Probe children (Kerberos logins in their own environment) re-enter here.
     harness::child::dispatch();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = rt.block_on(run());
+    rt.shutdown_timeout(Duration::from_secs(5));
+    std::process::exit(code);
+}
+
+async fn run() -> i32 {
+    let ctx = match context::init() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("e2e: {e:#}");
+            return 2;
+        }
+    };
+    // Ctrl-C and the whole-run limit stop every component this run started, then exit.
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let n = harness::substrate::local::kill_all();
+            eprintln!("\ne2e: interrupted; stopped {n} component process group(s)");
+            std::process::exit(130);
+        }
+    });
+    let limit = ctx.run_timeout;
+    tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        let n = harness::substrate::local::kill_all();
+        eprintln!("\ne2e: the run exceeded its limit of {limit:?}; stopped {n} component process group(s)");
+        std::process::exit(124);
+    });
+
+    let junit = std::fs::File::create(ctx.run.root.join("junit.xml")).expect("junit.xml");
+    let json = std::fs::File::create(ctx.run.root.join("cucumber.json")).expect("cucumber.json");
+    let tier_tag = ctx.tier.to_string();
+    let features = harness::run::workspace_root().join("features");
+    let selection = match context::Selection::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("e2e: {e:#}");
+            return 2;
+        }
+    };
+
+    let summary = World::cucumber()
+        .max_concurrent_scenarios(ctx.concurrency)
+        .before(|_feature, _rule, scenario, world| {
+            Box::pin(async move {
+                world.begin(&scenario.name).await;
+            })
+        })
+        .after(|_feature, _rule, scenario, ev, world| {
+            Box::pin(async move {
+                use cucumber::event::ScenarioFinished as F;
+                let failed = matches!(ev, F::StepFailed(..) | F::BeforeHookFailed(..));
+                steps::count(match ev {
+                    F::StepPassed => steps::Outcome::Passed,
+                    F::StepSkipped => steps::Outcome::Skipped,
+                    _ => steps::Outcome::Failed,
+                });
+                if let Some(w) = world {
+                    w.finish(&scenario.name, failed).await;
+                }
+            })
+        })
+        .with_writer(
+            writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
+                .summarized()
+                .tee::<World, _>(writer::JUnit::for_tee(junit, 0))
+                .tee::<World, _>(writer::Json::for_tee(json))
+                .normalized(),
+        )
+        // Selection comes from E2E_TAGS / E2E_NAME (set by `cargo xtask e2e --tags/--name`), not
+        // cucumber's own CLI, whose filters would replace the tier filter instead of narrowing it.
+        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+        .filter_run(features, move |feature, rule, scenario| {
+            let tags: Vec<&String> = feature
+                .tags
+                .iter()
+                .chain(rule.iter().flat_map(|r| r.tags.iter()))
+                .chain(scenario.tags.iter())
+                .collect();
+            // A scenario (or its feature/rule) names the tiers it applies to.
+            let tiers: Vec<&&String> = tags.iter().filter(|t| matches!(t.as_str(), "local" | "docker" | "kind")).collect();
+            let tier_ok = tiers.is_empty() || tiers.iter().any(|t| ***t == tier_tag);
+            let tags_ok = selection.tags.as_ref().is_none_or(|op| op.eval(tags.iter().copied()));
+            let name_ok = selection.name.as_ref().is_none_or(|re| re.is_match(&scenario.name));
+            tier_ok && tags_ok && name_ok
+        })
+        .await;
+
+    let sc = steps::tally();
+    let failed = sc.failed + summary.parsing_errors() + summary.hook_errors();
+    let report = serde_json::json!({
+        "run_id": ctx.run.id,
+        "tier": ctx.tier.to_string(),
+        "passed": sc.passed,
+        "failed": failed,
+        "skipped": sc.skipped,
+        "parsing_errors": summary.parsing_errors(),
+        "hook_errors": summary.hook_errors(),
+    });
+    let _ = std::fs::write(ctx.run.root.join("summary.json"), serde_json::to_string_pretty(&report).unwrap());
+    context::finish_run(&ctx);
+    // CI (CI=true) treats a skipped scenario as a failure: a missing tool must not pass silently.
+    let skipped_fails = ctx.ci && sc.skipped > 0;
+    println!("\nartifacts: {}", ctx.run.root.display());
+    println!("e2e: {} passed, {} failed, {} skipped", sc.passed, failed, sc.skipped);
+    let _ = std::io::stdout().flush();
+    if failed > 0 || skipped_fails || summary.execution_has_failed() {
+        1
+    } else {
+        0
+    }
 }

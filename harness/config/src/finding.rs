@@ -53,10 +53,18 @@ pub(crate) struct Sink<'a> {
 
 impl<'a> Sink<'a> {
     pub fn new(file: &'a Path) -> Self {
-        Sink { file, out: Vec::new() }
+        Sink {
+            file,
+            out: Vec::new(),
+        }
     }
 
-    pub fn add(&mut self, rule: &'static Rule, path: impl Into<String>, message: impl Into<String>) {
+    pub fn add(
+        &mut self,
+        rule: &'static Rule,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.add_fix(rule, path, message, rule.fix);
     }
 

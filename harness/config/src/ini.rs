@@ -7,7 +7,10 @@
 pub enum IniLine {
     Blank,
     Comment,
-    Setting { key: String, value: String },
+    Setting {
+        key: String,
+        value: String,
+    },
     Section(String),
     /// Neither comment, section nor `key = value`.
     Invalid(String),
@@ -29,7 +32,10 @@ pub fn parse_lines(text: &str) -> Vec<(usize, IniLine)> {
                 if key.is_empty() || key.contains(char::is_whitespace) {
                     IniLine::Invalid(line.to_string())
                 } else {
-                    IniLine::Setting { key: key.to_ascii_lowercase(), value: v.trim().to_string() }
+                    IniLine::Setting {
+                        key: key.to_ascii_lowercase(),
+                        value: v.trim().to_string(),
+                    }
                 }
             } else {
                 IniLine::Invalid(line.to_string())
@@ -52,7 +58,11 @@ pub fn settings(text: &str) -> Vec<(String, String)> {
 }
 
 pub fn last_setting<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    settings.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    settings
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Why a database-line extra cannot be appended to a `[databases]` line.
@@ -120,7 +130,10 @@ pub fn parse_db_extras(text: &str) -> Result<Vec<(String, String)>, DbExtrasProb
         }
         match tok.split_once('=') {
             Some((k, v)) if !k.is_empty() => {
-                let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+                let v = v
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .unwrap_or(v);
                 pairs.push((k.to_ascii_lowercase(), v.to_string()));
             }
             _ => return Err(DbExtrasProblem::NotKeyValue(tok.clone())),
@@ -133,47 +146,152 @@ pub fn parse_db_extras(text: &str) -> Result<Vec<(String, String)>, DbExtrasProb
 /// A key outside this list is most likely misspelled and silently ignored... or, on the image
 /// without GSS, a startup failure.
 pub const PGBOUNCER_KEYS: &[&str] = &[
-    "admin_users", "application_name_add_host", "auth_dbname", "auth_file", "auth_hba_file",
-    "auth_ident_file", "auth_query", "auth_type", "auth_user", "autodb_idle_timeout",
-    "cancel_wait_timeout", "client_idle_timeout", "client_login_timeout", "client_tls13_ciphers",
-    "client_tls_ca_file", "client_tls_cert_file", "client_tls_ciphers", "client_tls_dheparams",
-    "client_tls_ecdhcurve", "client_tls_key_file", "client_tls_protocols", "client_tls_sslmode",
-    "conffile", "default_pool_size", "disable_pqexec", "dns_max_ttl", "dns_nxdomain_ttl",
-    "dns_zone_check_period", "idle_transaction_timeout", "ignore_startup_parameters", "job_name",
-    "listen_addr", "listen_backlog", "listen_port", "log_connections", "log_disconnections",
-    "log_pooler_errors", "log_stats", "logfile", "max_client_conn", "max_db_client_connections",
-    "max_db_connections", "max_packet_size", "max_prepared_statements", "max_user_client_connections",
-    "max_user_connections", "min_pool_size", "peer_id", "pidfile", "pkt_buf", "pool_mode",
-    "query_timeout", "query_wait_notify", "query_wait_timeout", "reserve_pool_size",
-    "reserve_pool_timeout", "resolv_conf", "sbuf_loopcnt", "scram_iterations", "server_check_delay",
-    "server_check_query", "server_connect_timeout", "server_fast_close", "server_idle_timeout",
-    "server_lifetime", "server_login_retry", "server_reset_query", "server_reset_query_always",
-    "server_round_robin", "server_tls13_ciphers", "server_tls_ca_file", "server_tls_cert_file",
-    "server_tls_ciphers", "server_tls_key_file", "server_tls_protocols", "server_tls_sslmode",
-    "service_name", "so_reuseport", "stats_period", "stats_users", "suspend_timeout", "syslog",
-    "syslog_facility", "syslog_ident", "tcp_defer_accept", "tcp_keepalive", "tcp_keepcnt",
-    "tcp_keepidle", "tcp_keepintvl", "tcp_socket_buffer", "tcp_user_timeout",
-    "track_extra_parameters", "transaction_timeout", "unix_socket_dir", "unix_socket_group",
-    "unix_socket_mode", "user", "verbose",
+    "admin_users",
+    "application_name_add_host",
+    "auth_dbname",
+    "auth_file",
+    "auth_hba_file",
+    "auth_ident_file",
+    "auth_query",
+    "auth_type",
+    "auth_user",
+    "autodb_idle_timeout",
+    "cancel_wait_timeout",
+    "client_idle_timeout",
+    "client_login_timeout",
+    "client_tls13_ciphers",
+    "client_tls_ca_file",
+    "client_tls_cert_file",
+    "client_tls_ciphers",
+    "client_tls_dheparams",
+    "client_tls_ecdhcurve",
+    "client_tls_key_file",
+    "client_tls_protocols",
+    "client_tls_sslmode",
+    "conffile",
+    "default_pool_size",
+    "disable_pqexec",
+    "dns_max_ttl",
+    "dns_nxdomain_ttl",
+    "dns_zone_check_period",
+    "idle_transaction_timeout",
+    "ignore_startup_parameters",
+    "job_name",
+    "listen_addr",
+    "listen_backlog",
+    "listen_port",
+    "log_connections",
+    "log_disconnections",
+    "log_pooler_errors",
+    "log_stats",
+    "logfile",
+    "max_client_conn",
+    "max_db_client_connections",
+    "max_db_connections",
+    "max_packet_size",
+    "max_prepared_statements",
+    "max_user_client_connections",
+    "max_user_connections",
+    "min_pool_size",
+    "peer_id",
+    "pidfile",
+    "pkt_buf",
+    "pool_mode",
+    "query_timeout",
+    "query_wait_notify",
+    "query_wait_timeout",
+    "reserve_pool_size",
+    "reserve_pool_timeout",
+    "resolv_conf",
+    "sbuf_loopcnt",
+    "scram_iterations",
+    "server_check_delay",
+    "server_check_query",
+    "server_connect_timeout",
+    "server_fast_close",
+    "server_idle_timeout",
+    "server_lifetime",
+    "server_login_retry",
+    "server_reset_query",
+    "server_reset_query_always",
+    "server_round_robin",
+    "server_tls13_ciphers",
+    "server_tls_ca_file",
+    "server_tls_cert_file",
+    "server_tls_ciphers",
+    "server_tls_key_file",
+    "server_tls_protocols",
+    "server_tls_sslmode",
+    "service_name",
+    "so_reuseport",
+    "stats_period",
+    "stats_users",
+    "suspend_timeout",
+    "syslog",
+    "syslog_facility",
+    "syslog_ident",
+    "tcp_defer_accept",
+    "tcp_keepalive",
+    "tcp_keepcnt",
+    "tcp_keepidle",
+    "tcp_keepintvl",
+    "tcp_socket_buffer",
+    "tcp_user_timeout",
+    "track_extra_parameters",
+    "transaction_timeout",
+    "unix_socket_dir",
+    "unix_socket_group",
+    "unix_socket_mode",
+    "user",
+    "verbose",
     // Astronomer's fork (ap-pgbouncer-krb).
-    "server_gssauth_negotiate", "server_krb_spn",
+    "server_gssauth_negotiate",
+    "server_krb_spn",
 ];
 
 /// Keys of a `[databases]` entry, plus the fork's per-database SPN.
 pub const DATABASE_KEYS: &[&str] = &[
-    "dbname", "host", "port", "user", "password", "auth_user", "auth_query", "auth_dbname",
-    "pool_size", "min_pool_size", "reserve_pool", "reserve_pool_size", "connect_query", "pool_mode",
-    "max_db_connections", "max_db_client_connections", "server_lifetime", "client_encoding",
-    "datestyle", "timezone", "application_name", "load_balance_hosts",
+    "dbname",
+    "host",
+    "port",
+    "user",
+    "password",
+    "auth_user",
+    "auth_query",
+    "auth_dbname",
+    "pool_size",
+    "min_pool_size",
+    "reserve_pool",
+    "reserve_pool_size",
+    "connect_query",
+    "pool_mode",
+    "max_db_connections",
+    "max_db_client_connections",
+    "server_lifetime",
+    "client_encoding",
+    "datestyle",
+    "timezone",
+    "application_name",
+    "load_balance_hosts",
     "server_krb_spn",
 ];
 
 /// What the deployment chart already writes in `[pgbouncer]`; the same key in `extraIni`
 /// silently overrides it.
 pub const CHART_PGBOUNCER_KEYS: &[&str] = &[
-    "pool_mode", "listen_port", "listen_addr", "auth_type", "auth_file", "stats_users",
-    "ignore_startup_parameters", "max_client_conn", "verbose", "log_disconnections",
-    "log_connections", "server_tls_sslmode", "server_tls_ciphers",
+    "pool_mode",
+    "listen_port",
+    "listen_addr",
+    "auth_type",
+    "auth_file",
+    "stats_users",
+    "ignore_startup_parameters",
+    "max_client_conn",
+    "verbose",
+    "log_disconnections",
+    "log_connections",
+    "server_tls_sslmode",
+    "server_tls_ciphers",
 ];
 
 /// What the chart writes on the `[databases]` line before the extras.
@@ -193,18 +311,35 @@ mod tests {
     #[case("[databases] user=a", Err(DbExtrasProblem::Section("[databases]".into())))]
     #[case("astro_user", Err(DbExtrasProblem::NotKeyValue("astro_user".into())))]
     #[case("  user=a\n", Ok(vec![("user".into(), "a".into())]))]
-    fn db_extras(#[case] input: &str, #[case] want: Result<Vec<(String, String)>, DbExtrasProblem>) {
+    fn db_extras(
+        #[case] input: &str,
+        #[case] want: Result<Vec<(String, String)>, DbExtrasProblem>,
+    ) {
         assert_eq!(parse_db_extras(input), want);
     }
 
     #[test]
     fn ini_lines() {
-        let l = parse_lines("server_gssauth_negotiate = allow\n; c\n\n[x]\nnonsense\nServer_Krb_Spn=postgres/h@R");
-        assert_eq!(l[0].1, IniLine::Setting { key: "server_gssauth_negotiate".into(), value: "allow".into() });
+        let l = parse_lines(
+            "server_gssauth_negotiate = allow\n; c\n\n[x]\nnonsense\nServer_Krb_Spn=postgres/h@R",
+        );
+        assert_eq!(
+            l[0].1,
+            IniLine::Setting {
+                key: "server_gssauth_negotiate".into(),
+                value: "allow".into()
+            }
+        );
         assert_eq!(l[1].1, IniLine::Comment);
         assert_eq!(l[2].1, IniLine::Blank);
         assert_eq!(l[3].1, IniLine::Section("x".into()));
         assert_eq!(l[4].1, IniLine::Invalid("nonsense".into()));
-        assert_eq!(l[5].1, IniLine::Setting { key: "server_krb_spn".into(), value: "postgres/h@R".into() });
+        assert_eq!(
+            l[5].1,
+            IniLine::Setting {
+                key: "server_krb_spn".into(),
+                value: "postgres/h@R".into()
+            }
+        );
     }
 }

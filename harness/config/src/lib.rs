@@ -16,8 +16,12 @@ pub use lint::{lint, lint_main, parse_selector, LintArgs};
 pub use load::{load_deployment, load_houston_templates, load_values, HoustonTemplates, LoadError};
 pub use model::{Deployment, LabelSelector, Values, GENERATED_SECRET};
 pub use render::airflow::{airflow_urls, AirflowUrls, PgbouncerEndpoint};
-pub use render::houston::{houston_mutation, render_houston_pgbouncer, HoustonApi, HoustonPgbouncer, MutationSpec};
-pub use render::pgbouncer::{render_for_platform, render_pgbouncer_ini, render_users_txt, ChartSettings, Dial, Placement};
+pub use render::houston::{
+    houston_mutation, render_houston_pgbouncer, HoustonApi, HoustonPgbouncer, MutationSpec,
+};
+pub use render::pgbouncer::{
+    render_for_platform, render_pgbouncer_ini, render_users_txt, ChartSettings, Dial, Placement,
+};
 pub use render::shape::{EnvironmentShape, Negotiate};
 pub use render::RenderError;
 pub use report::{print_report, Format, Summary, SCHEMA};

@@ -17,8 +17,12 @@ pub fn lint(
 ) -> Result<Vec<Finding>, LoadError> {
     let mut findings = Vec::new();
     let values_model = values.map(load::load_values).transpose()?;
-    let selectors: Option<Vec<LabelSelector>> =
-        selectors.map(<[_]>::to_vec).or_else(|| values_model.as_ref().and_then(|v| v.selectors()).map(<[_]>::to_vec));
+    let selectors: Option<Vec<LabelSelector>> = selectors.map(<[_]>::to_vec).or_else(|| {
+        values_model
+            .as_ref()
+            .and_then(|v| v.selectors())
+            .map(<[_]>::to_vec)
+    });
     if let Some(path) = deployment {
         let d = load::load_deployment(path)?;
         findings.extend(rules::check_deployment(path, &d, selectors.as_deref()));
@@ -31,7 +35,12 @@ pub fn lint(
             }
             None => None,
         };
-        findings.extend(rules::check_values(path, v, templates.as_ref(), selectors.as_deref()));
+        findings.extend(rules::check_values(
+            path,
+            v,
+            templates.as_ref(),
+            selectors.as_deref(),
+        ));
     }
     Ok(findings)
 }
@@ -40,13 +49,18 @@ pub fn lint(
 pub fn parse_selector(text: &str) -> Result<LabelSelector, String> {
     let mut labels = StringMap::default();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("selector `{pair}` is not key=value"))?;
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("selector `{pair}` is not key=value"))?;
         labels.0.insert(k.trim().to_string(), v.trim().to_string());
     }
     if labels.is_empty() {
         return Err(format!("selector `{text}` is empty"));
     }
-    Ok(LabelSelector { match_labels: labels, ..Default::default() })
+    Ok(LabelSelector {
+        match_labels: labels,
+        ..Default::default()
+    })
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,7 +99,12 @@ pub fn lint_main(args: &LintArgs, out: &mut impl Write, err: &mut impl Write) ->
         let _ = writeln!(err, "lint: give --deployment <file> and/or --values <file>");
         return 2;
     }
-    let selectors = match args.selectors.iter().map(|s| parse_selector(s)).collect::<Result<Vec<_>, _>>() {
+    let selectors = match args
+        .selectors
+        .iter()
+        .map(|s| parse_selector(s))
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(err, "lint: {e}");
@@ -93,14 +112,23 @@ pub fn lint_main(args: &LintArgs, out: &mut impl Write, err: &mut impl Write) ->
         }
     };
     let selectors = (!selectors.is_empty()).then_some(selectors);
-    let findings = match lint(args.deployment.as_deref(), args.values.as_deref(), selectors.as_deref()) {
+    let findings = match lint(
+        args.deployment.as_deref(),
+        args.values.as_deref(),
+        selectors.as_deref(),
+    ) {
         Ok(f) => f,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return 2;
         }
     };
-    let files: Vec<PathBuf> = args.deployment.iter().chain(args.values.iter()).cloned().collect();
+    let files: Vec<PathBuf> = args
+        .deployment
+        .iter()
+        .chain(args.values.iter())
+        .cloned()
+        .collect();
     if let Err(e) = print_report(&findings, &files, args.format, out) {
         let _ = writeln!(err, "lint: cannot write the report: {e}");
         return 2;

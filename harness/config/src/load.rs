@@ -9,9 +9,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{}: cannot read: {source}", file.display())]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}{}: {message}", file.display(), Location(*location))]
-    Parse { file: PathBuf, location: Option<(usize, usize)>, message: String },
+    Parse {
+        file: PathBuf,
+        location: Option<(usize, usize)>,
+        message: String,
+    },
     #[error("{}: {message}", dir.display())]
     Templates { dir: PathBuf, message: String },
 }
@@ -45,13 +52,18 @@ impl fmt::Display for Location {
 }
 
 fn is_json(file: &Path) -> bool {
-    file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 /// Parse `text` as YAML, or as JSON when the name ends in `.json` (JSON errors then point at the
 /// JSON position rather than at YAML's idea of it).
 pub fn parse_str<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, LoadError> {
-    let parse = |location, message: String| LoadError::Parse { file: file.to_path_buf(), location, message };
+    let parse = |location, message: String| LoadError::Parse {
+        file: file.to_path_buf(),
+        location,
+        message,
+    };
     if text.trim().is_empty() {
         return Err(parse(None, "the file is empty".into()));
     }
@@ -77,7 +89,10 @@ fn strip_location(msg: &str) -> String {
 }
 
 fn read(file: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(file).map_err(|source| LoadError::Read { file: file.to_path_buf(), source })
+    std::fs::read_to_string(file).map_err(|source| LoadError::Read {
+        file: file.to_path_buf(),
+        source,
+    })
 }
 
 pub fn load_deployment(file: &Path) -> Result<Deployment, LoadError> {

@@ -35,7 +35,11 @@ pub struct Summary {
 impl Summary {
     pub fn of(findings: &[Finding]) -> Summary {
         let count = |s| findings.iter().filter(|f| f.severity == s).count();
-        Summary { errors: count(Severity::Error), warnings: count(Severity::Warning), infos: count(Severity::Info) }
+        Summary {
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            infos: count(Severity::Info),
+        }
     }
 }
 
@@ -56,11 +60,21 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// `files` are the files that were linted (listed in the JSON, counted in the text summary).
-pub fn print_report(findings: &[Finding], files: &[PathBuf], format: Format, out: &mut impl Write) -> io::Result<()> {
+pub fn print_report(
+    findings: &[Finding],
+    files: &[PathBuf],
+    format: Format,
+    out: &mut impl Write,
+) -> io::Result<()> {
     let summary = Summary::of(findings);
     match format {
         Format::Json => {
-            let report = JsonReport { schema: SCHEMA, files, findings, summary };
+            let report = JsonReport {
+                schema: SCHEMA,
+                files,
+                findings,
+                summary,
+            };
             serde_json::to_writer_pretty(&mut *out, &report).map_err(io::Error::other)?;
             writeln!(out)
         }

@@ -25,7 +25,10 @@ fn expected_rules(file: &Path) -> BTreeSet<String> {
         .lines()
         .find_map(|l| l.strip_prefix("# expect:"))
         .unwrap_or_else(|| panic!("{} has no `# expect:` header", file.display()));
-    line.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    line.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
@@ -44,18 +47,35 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 #[case("deployments/kerberos.json")]
 fn valid_fixtures_have_no_error_or_warning(#[case] file: &str) {
     let findings = lint(Some(&fixtures().join(file)), Some(&values()), None).unwrap();
-    let loud: Vec<_> = findings.iter().filter(|f| f.severity != Severity::Info).collect();
+    let loud: Vec<_> = findings
+        .iter()
+        .filter(|f| f.severity != Severity::Info)
+        .collect();
     assert!(loud.is_empty(), "{file}: {loud:#?}");
-    assert!(findings.is_empty(), "{file}: even infos are unexpected here: {findings:#?}");
+    assert!(
+        findings.is_empty(),
+        "{file}: even infos are unexpected here: {findings:#?}"
+    );
 }
 
 #[test]
 fn yaml_and_json_twins_are_the_same_deployment() {
     let y = harness_config::load_deployment(&valid_deployment()).unwrap();
     let j = harness_config::load_deployment(&fixtures().join("deployments/kerberos.json")).unwrap();
-    assert_eq!(y.metadata(), j.metadata(), "connection given as a JSON string must parse like the object");
-    assert_eq!(y.pgbouncer().env, j.pgbouncer().env, "env as a map and as a list must agree");
-    assert_eq!(y.pgbouncer().env.unwrap().get("KERBEROS_USER"), Some("astro_user@EXAMPLE.TEST"));
+    assert_eq!(
+        y.metadata(),
+        j.metadata(),
+        "connection given as a JSON string must parse like the object"
+    );
+    assert_eq!(
+        y.pgbouncer().env,
+        j.pgbouncer().env,
+        "env as a map and as a list must agree"
+    );
+    assert_eq!(
+        y.pgbouncer().env.unwrap().get("KERBEROS_USER"),
+        Some("astro_user@EXAMPLE.TEST")
+    );
 }
 
 #[test]
@@ -63,10 +83,16 @@ fn each_broken_deployment_triggers_exactly_its_rules() {
     let mut failures = Vec::new();
     for file in yaml_files(&fixtures().join("deployments/broken")) {
         let want = expected_rules(&file);
-        let got: BTreeSet<String> =
-            lint(Some(&file), Some(&values()), None).unwrap().iter().map(|f| f.rule.to_string()).collect();
+        let got: BTreeSet<String> = lint(Some(&file), Some(&values()), None)
+            .unwrap()
+            .iter()
+            .map(|f| f.rule.to_string())
+            .collect();
         if got != want {
-            failures.push(format!("{}: expected {want:?}, got {got:?}", file.display()));
+            failures.push(format!(
+                "{}: expected {want:?}, got {got:?}",
+                file.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -77,10 +103,16 @@ fn each_broken_values_file_triggers_exactly_its_rules() {
     let mut failures = Vec::new();
     for file in yaml_files(&fixtures().join("values/broken")) {
         let want = expected_rules(&file);
-        let got: BTreeSet<String> =
-            lint(Some(&valid_deployment()), Some(&file), None).unwrap().iter().map(|f| f.rule.to_string()).collect();
+        let got: BTreeSet<String> = lint(Some(&valid_deployment()), Some(&file), None)
+            .unwrap()
+            .iter()
+            .map(|f| f.rule.to_string())
+            .collect();
         if got != want {
-            failures.push(format!("{}: expected {want:?}, got {got:?}", file.display()));
+            failures.push(format!(
+                "{}: expected {want:?}, got {got:?}",
+                file.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -94,13 +126,21 @@ fn every_rule_has_a_broken_fixture() {
             covered.extend(expected_rules(&file));
         }
     }
-    let missing: Vec<_> = catalog::ALL.iter().filter(|r| !covered.contains(r.id)).map(|r| r.id).collect();
-    assert!(missing.is_empty(), "rules without a broken fixture: {missing:?}");
+    let missing: Vec<_> = catalog::ALL
+        .iter()
+        .filter(|r| !covered.contains(r.id))
+        .map(|r| r.id)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rules without a broken fixture: {missing:?}"
+    );
 }
 
 #[test]
 fn rules_md_documents_every_rule() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("RULES.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("RULES.md")).unwrap();
     for r in catalog::ALL {
         let row = format!("| {} | {} | {} |", r.id, r.name, r.severity.as_str());
         assert!(doc.contains(&row), "RULES.md lacks the row start `{row}`");
@@ -118,11 +158,20 @@ fn rules_md_documents_every_rule() {
 fn malformed_deployments_fail_with_a_position(#[case] file: &str, #[case] line: usize) {
     let path = fixtures().join("malformed").join(file);
     let err = lint(Some(&path), None, None).unwrap_err();
-    let LoadError::Parse { location: Some((l, c)), .. } = &err else { panic!("{file}: {err:?}") };
+    let LoadError::Parse {
+        location: Some((l, c)),
+        ..
+    } = &err
+    else {
+        panic!("{file}: {err:?}")
+    };
     assert_eq!(*l, line, "{file}: {err}");
     assert!(*c >= 1);
     let text = err.to_string();
-    assert!(text.contains(file) && text.contains(&format!(":{l}:{c}:")), "{text}");
+    assert!(
+        text.contains(file) && text.contains(&format!(":{l}:{c}:")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -130,13 +179,20 @@ fn malformed_values_fail_with_a_position() {
     let path = fixtures().join("malformed/values-wrong-type.yaml");
     let err = lint(None, Some(&path), None).unwrap_err();
     assert_eq!(err.location().map(|l| l.0), Some(4), "{err}");
-    assert!(err.to_string().contains("global.pgbouncer.enabled"), "{err}");
+    assert!(
+        err.to_string().contains("global.pgbouncer.enabled"),
+        "{err}"
+    );
 }
 
 fn run(args: LintArgs) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = lint_main(&args, &mut out, &mut err);
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
 }
 
 #[rstest]
@@ -147,7 +203,11 @@ fn run(args: LintArgs) -> (i32, String, String) {
 #[case(Some("malformed/wrong-type.yaml"), None, 2)]
 #[case(Some("deployments/missing-file.yaml"), None, 2)]
 #[case(None, None, 2)]
-fn lint_main_exit_codes(#[case] deployment: Option<&str>, #[case] values: Option<&str>, #[case] code: i32) {
+fn lint_main_exit_codes(
+    #[case] deployment: Option<&str>,
+    #[case] values: Option<&str>,
+    #[case] code: i32,
+) {
     let args = LintArgs {
         deployment: deployment.map(|d| fixtures().join(d)),
         values: values.map(|v| fixtures().join(v)),
@@ -160,18 +220,34 @@ fn lint_main_exit_codes(#[case] deployment: Option<&str>, #[case] values: Option
 #[test]
 fn text_report_names_rule_file_field_and_fix() {
     let file = fixtures().join("deployments/broken/spn-host-mismatch.yaml");
-    let (code, out, _) = run(LintArgs { deployment: Some(file.clone()), ..Default::default() });
+    let (code, out, _) = run(LintArgs {
+        deployment: Some(file.clone()),
+        ..Default::default()
+    });
     assert_eq!(code, 1);
-    let first = format!("error[KRB011 spn-host] {}: pgbouncerConfig.extraIni: ", file.display());
+    let first = format!(
+        "error[KRB011 spn-host] {}: pgbouncerConfig.extraIni: ",
+        file.display()
+    );
     assert!(out.starts_with(&first), "{out}");
-    assert!(out.contains("\n    fix: Use `postgres/db.example.test@EXAMPLE.TEST`.\n"), "{out}");
-    assert!(out.ends_with("1 error, 0 warnings, 0 infos in 1 file\n"), "{out}");
+    assert!(
+        out.contains("\n    fix: Use `postgres/db.example.test@EXAMPLE.TEST`.\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 error, 0 warnings, 0 infos in 1 file\n"),
+        "{out}"
+    );
 }
 
 #[test]
 fn json_report_follows_the_schema() {
     let file = fixtures().join("deployments/broken/realm-lowercase.yaml");
-    let args = LintArgs { deployment: Some(file.clone()), format: Format::Json, ..Default::default() };
+    let args = LintArgs {
+        deployment: Some(file.clone()),
+        format: Format::Json,
+        ..Default::default()
+    };
     let (code, out, _) = run(args);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -184,7 +260,10 @@ fn json_report_follows_the_schema() {
     for key in ["file", "path", "message", "fix"] {
         assert!(f[key].is_string(), "{key} in {f}");
     }
-    assert_eq!(v["summary"], serde_json::json!({"errors": 0, "warnings": 2, "infos": 0}));
+    assert_eq!(
+        v["summary"],
+        serde_json::json!({"errors": 0, "warnings": 2, "infos": 0})
+    );
 }
 
 #[test]
@@ -197,4 +276,43 @@ fn a_cli_selector_overrides_the_values_selectors() {
     let (code, out, _) = run(args);
     assert_eq!(code, 1);
     assert!(out.contains("error[KRB017 labels-selector]"), "{out}");
+}
+
+#[test]
+fn unknown_fields_are_kept_and_reported_with_their_path() {
+    let file = fixtures().join("deployments/broken/unknown-connection-field.yaml");
+    let d = harness_config::load_deployment(&file).unwrap();
+    assert_eq!(
+        d.metadata().unwrap().extra.get("sslMode"),
+        Some(&serde_json::json!("prefer"))
+    );
+    let findings = lint(Some(&file), None, None).unwrap();
+    let f = findings.iter().find(|f| f.rule == "KRB901").unwrap();
+    assert_eq!(f.path, "metadataConnectionJson.sslMode");
+    assert_eq!(f.severity, Severity::Warning);
+
+    let file = fixtures().join("deployments/broken/unknown-field.yaml");
+    let findings = lint(Some(&file), None, None).unwrap();
+    let f = findings.iter().find(|f| f.rule == "KRB901").unwrap();
+    assert!(
+        f.message.contains("did you mean `kerberosEnabled`"),
+        "{}",
+        f.message
+    );
+}
+
+#[rstest]
+#[case("env:\n  - name: KERBEROS_USER\n    value: a@B\n")]
+#[case("env:\n  KERBEROS_USER: a@B\n")]
+#[case("{\"env\": [{\"name\": \"KERBEROS_USER\", \"value\": \"a@B\"}]}")]
+#[case("{\"env\": {\"KERBEROS_USER\": \"a@B\"}}")]
+fn env_as_list_or_map(#[case] text: &str) {
+    let name = if text.starts_with('{') {
+        "x.json"
+    } else {
+        "x.yaml"
+    };
+    let p: harness_config::model::PgbouncerConfig =
+        harness_config::load::parse_str(Path::new(name), text).unwrap();
+    assert_eq!(p.env.unwrap().get("KERBEROS_USER"), Some("a@B"));
 }

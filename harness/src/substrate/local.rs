@@ -14,6 +14,27 @@ use tokio::process::{Child, Command};
 use crate::component::{Readiness, RunAs, Spec};
 use crate::tools;
 
+/// Process groups of every component still running, so a signal handler can stop them all
+/// (Drop does not run when the harness is interrupted).
+static LIVE_GROUPS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn track(pgid: Pid) {
+    LIVE_GROUPS.lock().expect("process registry poisoned").push(pgid.as_raw());
+}
+
+fn untrack(pgid: Pid) {
+    LIVE_GROUPS.lock().expect("process registry poisoned").retain(|p| *p != pgid.as_raw());
+}
+
+/// Kills every component this process started and has not stopped yet (Ctrl-C, run timeout).
+pub fn kill_all() -> usize {
+    let groups = std::mem::take(&mut *LIVE_GROUPS.lock().expect("process registry poisoned"));
+    for g in &groups {
+        let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+    }
+    groups.len()
+}
+
 /// A running component. Dropping it kills its whole process group, so a panic, a failed step or
 /// Ctrl-C never leaves a daemon behind.
 pub struct Process {
@@ -63,6 +84,9 @@ impl Process {
             .spawn()
             .with_context(|| format!("{}: could not start {}", spec.name, spec.program.display()))?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+        if let Some(g) = pgid {
+            track(g);
+        }
         let mut p = Process {
             name: spec.name.clone(),
             log: log.to_path_buf(),
@@ -145,6 +169,7 @@ impl Process {
         }
         // Children of the group may outlive the leader (Airflow's forks): kill what is left.
         let _ = killpg(pgid, Signal::SIGKILL);
+        untrack(pgid);
         let _ = self.child.wait().await;
     }
 }
@@ -153,6 +178,7 @@ impl Drop for Process {
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid.take() {
             let _ = killpg(pgid, Signal::SIGKILL);
+            untrack(pgid);
         }
     }
 }

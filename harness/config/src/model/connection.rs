@@ -5,8 +5,8 @@
 
 use super::Extra;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use std::fmt;
 use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
 
 /// Every field is optional in the model so that a missing one becomes a finding with a fix,
 /// not a parse error.
@@ -48,12 +48,18 @@ impl Connection {
 
     /// `astro_user` of `astro_user@EXAMPLE.TEST`.
     pub fn username(&self) -> Option<&str> {
-        self.user.as_deref().and_then(|u| u.split_once('@')).map(|(n, _)| n)
+        self.user
+            .as_deref()
+            .and_then(|u| u.split_once('@'))
+            .map(|(n, _)| n)
     }
 
     /// `EXAMPLE.TEST` of `astro_user@EXAMPLE.TEST`.
     pub fn realm(&self) -> Option<&str> {
-        self.user.as_deref().and_then(|u| u.rsplit_once('@')).map(|(_, r)| r)
+        self.user
+            .as_deref()
+            .and_then(|u| u.rsplit_once('@'))
+            .map(|(_, r)| r)
     }
 }
 
@@ -94,8 +100,12 @@ impl<'de> Deserialize<'de> for ConnectionField {
                     })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ConnectionField, A::Error> {
-                Connection::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|value| ConnectionField { value, form: JsonForm::Object })
+                Connection::deserialize(de::value::MapAccessDeserializer::new(map)).map(|value| {
+                    ConnectionField {
+                        value,
+                        form: JsonForm::Object,
+                    }
+                })
             }
         }
         d.deserialize_any(V)

@@ -69,7 +69,9 @@ impl Deployment {
     }
 
     pub fn result_backend(&self) -> Option<&super::Connection> {
-        self.result_backend_connection_json.as_ref().map(|c| &c.value)
+        self.result_backend_connection_json
+            .as_ref()
+            .map(|c| &c.value)
     }
 
     pub fn pgbouncer(&self) -> PgbouncerConfig {
@@ -80,7 +82,13 @@ impl Deployment {
     /// the harness does before rendering or sending anything.
     pub fn with_generated_secret(&self, secret: &str) -> Deployment {
         let mut d = self.clone();
-        for c in [&mut d.metadata_connection_json, &mut d.result_backend_connection_json].into_iter().flatten() {
+        for c in [
+            &mut d.metadata_connection_json,
+            &mut d.result_backend_connection_json,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if c.value.pass.as_deref() == Some(GENERATED_SECRET) {
                 c.value.pass = Some(secret.to_string());
             }
@@ -121,7 +129,10 @@ pub struct EnvList(pub Vec<EnvVar>);
 
 impl EnvList {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|e| e.name == name).map(|e| e.value.as_str())
+        self.0
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.value.as_str())
     }
 }
 
@@ -132,15 +143,18 @@ impl<'de> Deserialize<'de> for EnvList {
             serde_json::Value::Object(map) => {
                 let mut out = Vec::new();
                 for (name, v) in map {
-                    let value = scalar_text(&v)
-                        .ok_or_else(|| de::Error::custom(format!("env `{name}`: the value must be a string")))?;
+                    let value = scalar_text(&v).ok_or_else(|| {
+                        de::Error::custom(format!("env `{name}`: the value must be a string"))
+                    })?;
                     out.push(EnvVar { name, value });
                 }
                 Ok(EnvList(out))
             }
             list @ serde_json::Value::Array(_) => {
-                let raw: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_value(list)
-                    .map_err(|e| de::Error::custom(format!("env must be a list of {{name, value}}: {e}")))?;
+                let raw: Vec<serde_json::Map<String, serde_json::Value>> =
+                    serde_json::from_value(list).map_err(|e| {
+                        de::Error::custom(format!("env must be a list of {{name, value}}: {e}"))
+                    })?;
                 let mut out = Vec::new();
                 for (i, entry) in raw.into_iter().enumerate() {
                     let name = entry.get("name").and_then(|v| v.as_str()).ok_or_else(|| {
@@ -148,14 +162,22 @@ impl<'de> Deserialize<'de> for EnvList {
                     })?;
                     let value = match entry.get("value") {
                         None => String::new(),
-                        Some(v) => scalar_text(v)
-                            .ok_or_else(|| de::Error::custom(format!("env[{i}] `{name}`: the value must be a string")))?,
+                        Some(v) => scalar_text(v).ok_or_else(|| {
+                            de::Error::custom(format!(
+                                "env[{i}] `{name}`: the value must be a string"
+                            ))
+                        })?,
                     };
-                    out.push(EnvVar { name: name.to_string(), value });
+                    out.push(EnvVar {
+                        name: name.to_string(),
+                        value,
+                    });
                 }
                 Ok(EnvList(out))
             }
-            _ => Err(de::Error::custom("env must be a list of {name, value} or a map of name: value")),
+            _ => Err(de::Error::custom(
+                "env must be a list of {name, value} or a map of name: value",
+            )),
         }
     }
 }

@@ -12,8 +12,8 @@ pub use deployment::{Deployment, EnvList, EnvVar, PgbouncerConfig, GENERATED_SEC
 pub use scalar::StringMap;
 pub use values::{
     AstronomerValues, Global, GlobalPgbouncer, HarnessHouston, HarnessPlatform, HarnessValues,
-    HoustonConfig, HoustonDatabase, HoustonDeployments, HoustonValues, Image, Injector,
-    HoustonUrl, LabelSelector, ManualConnectionStrings, PgbouncerChartValues, Values,
+    HoustonConfig, HoustonDatabase, HoustonDeployments, HoustonUrl, HoustonValues, Image, Injector,
+    LabelSelector, ManualConnectionStrings, PgbouncerChartValues, Values,
 };
 
 /// Unknown keys keep whatever JSON value they held.
@@ -40,5 +40,9 @@ pub(crate) fn deployment_known_fields() -> Vec<&'static str> {
         "resultBackendConnectionJson",
         "pgbouncerConfig",
     ];
-    MODELLED.iter().chain(deployment::GENERIC_HOUSTON_FIELDS).copied().collect()
+    MODELLED
+        .iter()
+        .chain(deployment::GENERIC_HOUSTON_FIELDS)
+        .copied()
+        .collect()
 }

@@ -26,7 +26,12 @@ impl StringMap {
 
 impl<const N: usize> From<[(&str, &str); N]> for StringMap {
     fn from(pairs: [(&str, &str); N]) -> Self {
-        StringMap(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        StringMap(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 }
 
@@ -55,7 +60,9 @@ impl<'de> Deserialize<'de> for StringMap {
                 let mut out = BTreeMap::new();
                 while let Some((k, v)) = m.next_entry::<String, serde_json::Value>()? {
                     let text = scalar_text(&v).ok_or_else(|| {
-                        de::Error::custom(format!("value of `{k}` must be a string, not a list or map"))
+                        de::Error::custom(format!(
+                            "value of `{k}` must be a string, not a list or map"
+                        ))
                     })?;
                     out.insert(k, text);
                 }

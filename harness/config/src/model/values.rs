@@ -167,7 +167,9 @@ pub struct LabelSelector {
 
 impl LabelSelector {
     pub fn matches(&self, labels: &StringMap) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
     }
 }
 
@@ -214,7 +216,14 @@ impl Values {
     }
 
     pub fn manual_connection_strings(&self) -> Option<bool> {
-        self.houston()?.config.as_ref()?.deployments.as_ref()?.manual_connection_strings.as_ref()?.enabled
+        self.houston()?
+            .config
+            .as_ref()?
+            .deployments
+            .as_ref()?
+            .manual_connection_strings
+            .as_ref()?
+            .enabled
     }
 
     pub fn image(&self) -> Option<&Image> {
@@ -222,7 +231,11 @@ impl Values {
     }
 
     pub fn selectors(&self) -> Option<&[LabelSelector]> {
-        self.harness.as_ref()?.injector.as_ref().map(|i| i.selectors.as_slice())
+        self.harness
+            .as_ref()?
+            .injector
+            .as_ref()
+            .map(|i| i.selectors.as_slice())
     }
 
     pub fn platform_release(&self) -> &str {
@@ -234,25 +247,44 @@ impl Values {
     }
 
     pub fn templates_dir(&self) -> Option<&str> {
-        self.harness.as_ref()?.houston.as_ref()?.pgbouncer_templates.as_deref()
+        self.harness
+            .as_ref()?
+            .houston
+            .as_ref()?
+            .pgbouncer_templates
+            .as_deref()
     }
 
     /// Houston's database URL, from the first place that holds one. Which key the documented
     /// setup uses is not public [?], so every plausible one is read.
     pub fn houston_url(&self) -> Option<HoustonUrl> {
         let h = self.houston();
-        if let Some(url) = h.and_then(|h| h.config.as_ref()?.database.as_ref()?.connection.clone()) {
-            return Some(HoustonUrl { path: "astronomer.houston.config.database.connection".into(), url });
+        if let Some(url) = h.and_then(|h| h.config.as_ref()?.database.as_ref()?.connection.clone())
+        {
+            return Some(HoustonUrl {
+                path: "astronomer.houston.config.database.connection".into(),
+                url,
+            });
         }
         if let Some(env) = h.and_then(|h| h.env.as_ref()) {
             for name in ["DATABASE__CONNECTION", "DATABASE_URL"] {
                 if let Some(url) = env.get(name) {
-                    return Some(HoustonUrl { path: format!("astronomer.houston.env.{name}"), url: url.to_string() });
+                    return Some(HoustonUrl {
+                        path: format!("astronomer.houston.env.{name}"),
+                        url: url.to_string(),
+                    });
                 }
             }
         }
-        if let Some(url) = self.harness.as_ref().and_then(|x| x.houston.as_ref()?.connection.clone()) {
-            return Some(HoustonUrl { path: "harness.houston.connection".into(), url });
+        if let Some(url) = self
+            .harness
+            .as_ref()
+            .and_then(|x| x.houston.as_ref()?.connection.clone())
+        {
+            return Some(HoustonUrl {
+                path: "harness.houston.connection".into(),
+                url,
+            });
         }
         None
     }

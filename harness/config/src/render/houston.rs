@@ -15,8 +15,14 @@ pub struct HoustonPgbouncer {
 
 /// Fill Houston's PgBouncer templates. `vars` carries per-run values (`password`, `db_host`,
 /// ...); the templates in the repository hold no secret.
-pub fn render_houston_pgbouncer(t: &HoustonTemplates, vars: &[(&str, &str)]) -> Result<HoustonPgbouncer, RenderError> {
-    Ok(HoustonPgbouncer { ini: fill("pgbouncer.ini.tmpl", &t.ini, vars)?, users: fill("users.txt.tmpl", &t.users, vars)? })
+pub fn render_houston_pgbouncer(
+    t: &HoustonTemplates,
+    vars: &[(&str, &str)],
+) -> Result<HoustonPgbouncer, RenderError> {
+    Ok(HoustonPgbouncer {
+        ini: fill("pgbouncer.ini.tmpl", &t.ini, vars)?,
+        users: fill("users.txt.tmpl", &t.users, vars)?,
+    })
 }
 
 /// User names of a users.txt (`"user" "secret"` per line).
@@ -50,7 +56,9 @@ pub fn database_aliases(ini_text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in ini_text.lines().map(str::trim) {
         if line.starts_with('[') && line.ends_with(']') {
-            in_databases = line[1..line.len() - 1].trim().eq_ignore_ascii_case("databases");
+            in_databases = line[1..line.len() - 1]
+                .trim()
+                .eq_ignore_ascii_case("databases");
         } else if in_databases && !line.starts_with(';') && !line.starts_with('#') {
             if let Some((k, _)) = line.split_once('=') {
                 out.push(k.trim().to_string());
@@ -86,26 +94,46 @@ impl DatabaseUrl {
             .map(|u| u.split_once(':').map(|(n, _)| n).unwrap_or(u))
             .map(|u| percent_decode_str(u).decode_utf8_lossy().into_owned());
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| format!("port `{p}` is not a number"))?)),
+            Some((h, p)) => (
+                h,
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| format!("port `{p}` is not a number"))?,
+                ),
+            ),
             None => (hostport, None),
         };
         if host.is_empty() {
             return Err("it has no host".into());
         }
-        let database = Some(percent_decode_str(path).decode_utf8_lossy().into_owned()).filter(|d| !d.is_empty());
+        let database = Some(percent_decode_str(path).decode_utf8_lossy().into_owned())
+            .filter(|d| !d.is_empty());
         let query = query
             .split('&')
             .filter(|kv| !kv.is_empty())
             .map(|kv| {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_string(), percent_decode_str(v).decode_utf8_lossy().into_owned())
+                (
+                    k.to_string(),
+                    percent_decode_str(v).decode_utf8_lossy().into_owned(),
+                )
             })
             .collect();
-        Ok(DatabaseUrl { user, host: host.to_string(), port, database, query })
+        Ok(DatabaseUrl {
+            user,
+            host: host.to_string(),
+            port,
+            database,
+            query,
+        })
     }
 
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.query.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -162,7 +190,11 @@ impl MutationSpec {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        MutationSpec { api, types, selection: "id releaseName label".into() }
+        MutationSpec {
+            api,
+            types,
+            selection: "id releaseName label".into(),
+        }
     }
 
     pub fn with_type(mut self, name: &str, ty: &str) -> Self {
@@ -173,13 +205,25 @@ impl MutationSpec {
 
 /// `{query, variables}` ready to POST to Houston's `/v1`. Send it after
 /// [`Deployment::with_generated_secret`] so no placeholder reaches Houston.
-pub fn houston_mutation(d: &Deployment, spec: &MutationSpec) -> Result<serde_json::Value, RenderError> {
-    let variables = serde_json::to_value(d).map_err(|e| RenderError::Template { name: "variables".into(), why: e.to_string() })?;
-    let names: Vec<String> = variables.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+pub fn houston_mutation(
+    d: &Deployment,
+    spec: &MutationSpec,
+) -> Result<serde_json::Value, RenderError> {
+    let variables = serde_json::to_value(d).map_err(|e| RenderError::Template {
+        name: "variables".into(),
+        why: e.to_string(),
+    })?;
+    let names: Vec<String> = variables
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     let mut params = Vec::new();
     let mut args = Vec::new();
     for name in &names {
-        let ty = spec.types.get(name).ok_or_else(|| RenderError::UnknownVariableType { name: name.clone() })?;
+        let ty = spec
+            .types
+            .get(name)
+            .ok_or_else(|| RenderError::UnknownVariableType { name: name.clone() })?;
         params.push(format!("${name}: {ty}"));
         args.push(format!("{name}: ${name}"));
     }

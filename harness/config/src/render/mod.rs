@@ -23,5 +23,8 @@ pub enum RenderError {
 }
 
 pub(crate) fn missing(path: &str, why: impl Into<String>) -> RenderError {
-    RenderError::Missing { path: path.to_string(), why: why.into() }
+    RenderError::Missing {
+        path: path.to_string(),
+        why: why.into(),
+    }
 }

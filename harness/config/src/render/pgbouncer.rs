@@ -42,7 +42,11 @@ pub struct ChartSettings {
 
 impl Default for ChartSettings {
     fn default() -> Self {
-        ChartSettings { metadata_pool_size: 10, result_backend_pool_size: 5, max_client_conn: 100 }
+        ChartSettings {
+            metadata_pool_size: 10,
+            result_backend_pool_size: 5,
+            max_client_conn: 100,
+        }
     }
 }
 
@@ -64,7 +68,11 @@ impl Placement {
 
     fn harness_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for (key, path) in [("logfile", &self.logfile), ("pidfile", &self.pidfile), ("unix_socket_dir", &self.unix_socket_dir)] {
+        for (key, path) in [
+            ("logfile", &self.logfile),
+            ("pidfile", &self.pidfile),
+            ("unix_socket_dir", &self.unix_socket_dir),
+        ] {
             if let Some(p) = path {
                 lines.push(format!("{key} = {}", p.display()));
             }
@@ -76,12 +84,18 @@ impl Placement {
 
 pub const DEFAULT_SSLMODE: &str = "prefer";
 
-pub(crate) fn required<'a>(c: Option<&'a Connection>, field: &str) -> Result<&'a Connection, RenderError> {
+pub(crate) fn required<'a>(
+    c: Option<&'a Connection>,
+    field: &str,
+) -> Result<&'a Connection, RenderError> {
     c.ok_or_else(|| missing(field, "the connection is not given"))
 }
 
 pub(crate) fn release(d: &Deployment) -> Result<&str, RenderError> {
-    d.release_name.as_deref().filter(|r| !r.is_empty()).ok_or_else(|| missing("releaseName", "needed for the database aliases"))
+    d.release_name
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| missing("releaseName", "needed for the database aliases"))
 }
 
 fn database_line(
@@ -92,9 +106,16 @@ fn database_line(
     extras: Option<&str>,
     p: &Placement,
 ) -> Result<String, RenderError> {
-    let host = c.host.as_deref().ok_or_else(|| missing(&format!("{field}.host"), "not set"))?;
-    let db = c.db.as_deref().ok_or_else(|| missing(&format!("{field}.db"), "not set"))?;
-    let port = c.port_number().map_err(|why| missing(&format!("{field}.port"), why))?;
+    let host = c
+        .host
+        .as_deref()
+        .ok_or_else(|| missing(&format!("{field}.host"), "not set"))?;
+    let db =
+        c.db.as_deref()
+            .ok_or_else(|| missing(&format!("{field}.db"), "not set"))?;
+    let port = c
+        .port_number()
+        .map_err(|why| missing(&format!("{field}.port"), why))?;
     let (host, port) = match p.host_map.get(host) {
         Some(dial) => (dial.host.as_str(), dial.port.unwrap_or(port)),
         None => (host, port),
@@ -115,8 +136,15 @@ pub fn render_pgbouncer_ini(d: &Deployment, p: &Placement) -> Result<String, Ren
     let meta = required(d.metadata(), "metadataConnectionJson")?;
     let rb = required(d.result_backend(), "resultBackendConnectionJson")?;
     let pg = d.pgbouncer();
-    let sslmode = meta.sslmode.as_deref().or(rb.sslmode.as_deref()).unwrap_or(DEFAULT_SSLMODE);
-    let stats_user = meta.user.as_deref().ok_or_else(|| missing("metadataConnectionJson.user", "not set"))?;
+    let sslmode = meta
+        .sslmode
+        .as_deref()
+        .or(rb.sslmode.as_deref())
+        .unwrap_or(DEFAULT_SSLMODE);
+    let stats_user = meta
+        .user
+        .as_deref()
+        .ok_or_else(|| missing("metadataConnectionJson.user", "not set"))?;
 
     let mut out = String::from("[databases]\n");
     out += &database_line(
@@ -183,16 +211,32 @@ pub fn render_for_platform(d: &Deployment) -> Result<String, RenderError> {
 /// `users.txt`: `"user" "secret"` for the metadata and result-backend users (once if they are
 /// the same). `secret(user, pass)` turns a password into what is written: a SCRAM verifier from
 /// the caller's postgres-protocol, or the password itself.
-pub fn render_users_txt(d: &Deployment, secret: impl Fn(&str, &str) -> String) -> Result<String, RenderError> {
+pub fn render_users_txt(
+    d: &Deployment,
+    secret: impl Fn(&str, &str) -> String,
+) -> Result<String, RenderError> {
     let mut seen: Vec<(&str, &str)> = Vec::new();
     let mut out = String::new();
-    for (field, c) in [("metadataConnectionJson", d.metadata()), ("resultBackendConnectionJson", d.result_backend())] {
+    for (field, c) in [
+        ("metadataConnectionJson", d.metadata()),
+        ("resultBackendConnectionJson", d.result_backend()),
+    ] {
         let c = required(c, field)?;
-        let user = c.user.as_deref().ok_or_else(|| missing(&format!("{field}.user"), "not set"))?;
-        let pass = c.pass.as_deref().ok_or_else(|| missing(&format!("{field}.pass"), "not set"))?;
+        let user = c
+            .user
+            .as_deref()
+            .ok_or_else(|| missing(&format!("{field}.user"), "not set"))?;
+        let pass = c
+            .pass
+            .as_deref()
+            .ok_or_else(|| missing(&format!("{field}.pass"), "not set"))?;
         match seen.iter().find(|(u, _)| *u == user) {
             Some((_, p)) if *p == pass => continue,
-            Some(_) => return Err(RenderError::ConflictingPasswords { user: user.to_string() }),
+            Some(_) => {
+                return Err(RenderError::ConflictingPasswords {
+                    user: user.to_string(),
+                })
+            }
             None => seen.push((user, pass)),
         }
         out += &format!("{} {}\n", quote(user), quote(&secret(user, pass)));

@@ -40,17 +40,35 @@ impl EnvironmentShape {
     pub fn from_deployment(d: &Deployment) -> Result<EnvironmentShape, RenderError> {
         let field = "metadataConnectionJson";
         let meta = required(d.metadata(), field)?;
-        let principal = meta.user.clone().ok_or_else(|| missing("metadataConnectionJson.user", "not set"))?;
+        let principal = meta
+            .user
+            .clone()
+            .ok_or_else(|| missing("metadataConnectionJson.user", "not set"))?;
         let (username, realm) = principal
             .rsplit_once('@')
             .map(|(u, r)| (u.to_string(), r.to_string()))
             .ok_or_else(|| missing("metadataConnectionJson.user", "not <username>@<REALM>"))?;
-        let db_host = meta.host.clone().ok_or_else(|| missing("metadataConnectionJson.host", "not set"))?;
-        let db_port = meta.port_number().map_err(|why| missing("metadataConnectionJson.port", why))?;
-        let metadata_db = meta.db.clone().ok_or_else(|| missing("metadataConnectionJson.db", "not set"))?;
-        let result_backend_db = d.result_backend().and_then(|c| c.db.clone()).unwrap_or_else(|| metadata_db.clone());
+        let db_host = meta
+            .host
+            .clone()
+            .ok_or_else(|| missing("metadataConnectionJson.host", "not set"))?;
+        let db_port = meta
+            .port_number()
+            .map_err(|why| missing("metadataConnectionJson.port", why))?;
+        let metadata_db = meta
+            .db
+            .clone()
+            .ok_or_else(|| missing("metadataConnectionJson.db", "not set"))?;
+        let result_backend_db = d
+            .result_backend()
+            .and_then(|c| c.db.clone())
+            .unwrap_or_else(|| metadata_db.clone());
         let pg = d.pgbouncer();
-        let settings = pg.extra_ini.as_deref().map(ini::settings).unwrap_or_default();
+        let settings = pg
+            .extra_ini
+            .as_deref()
+            .map(ini::settings)
+            .unwrap_or_default();
         let per_db_spn = pg
             .extra_ini_metadata
             .as_deref()
@@ -76,7 +94,10 @@ impl EnvironmentShape {
             result_backend_db,
             release_name: release(d)?.to_string(),
             spn,
-            sslmode: meta.sslmode.clone().unwrap_or_else(|| DEFAULT_SSLMODE.into()),
+            sslmode: meta
+                .sslmode
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SSLMODE.into()),
             labels: pg.labels.clone().unwrap_or_default(),
             negotiate,
         })

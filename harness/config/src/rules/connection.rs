@@ -5,7 +5,14 @@ use super::View;
 use crate::finding::Sink;
 use crate::model::GENERATED_SECRET;
 
-pub const SSLMODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+pub const SSLMODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
 
 pub(super) fn check(sink: &mut Sink, v: &View) {
     for db in &v.databases {
@@ -27,12 +34,20 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
             ("db", present(&c.db)),
         ] {
             if !ok {
-                sink.add(&CONNECTION_FIELD, format!("{name}.{field}"), format!("`{name}.{field}` is missing or empty"));
+                sink.add(
+                    &CONNECTION_FIELD,
+                    format!("{name}.{field}"),
+                    format!("`{name}.{field}` is missing or empty"),
+                );
             }
         }
         if let Some(user) = c.user.as_deref().filter(|u| !u.trim().is_empty()) {
             match principal_problem(user) {
-                Some(why) => sink.add(&USER_PRINCIPAL, format!("{name}.user"), format!("`{user}` {why}")),
+                Some(why) => sink.add(
+                    &USER_PRINCIPAL,
+                    format!("{name}.user"),
+                    format!("`{user}` {why}"),
+                ),
                 None => {
                     let realm = c.realm().unwrap_or_default();
                     if realm != realm.to_ascii_uppercase() {
@@ -40,14 +55,21 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
                             &REALM_CASE,
                             format!("{name}.user"),
                             format!("realm `{realm}` of `{user}` is not upper-case"),
-                            format!("Write the realm as in krb5.conf, normally `{}`.", realm.to_ascii_uppercase()),
+                            format!(
+                                "Write the realm as in krb5.conf, normally `{}`.",
+                                realm.to_ascii_uppercase()
+                            ),
                         );
                     }
                 }
             }
         }
         match c.pass.as_deref() {
-            None | Some("") => sink.add(&PASS_REQUIRED, format!("{name}.pass"), format!("`{name}.pass` is missing or empty")),
+            None | Some("") => sink.add(
+                &PASS_REQUIRED,
+                format!("{name}.pass"),
+                format!("`{name}.pass` is missing or empty"),
+            ),
             Some(GENERATED_SECRET) | Some("no-pass") => {}
             Some(_) => sink.add(
                 &PASS_LITERAL,
@@ -62,7 +84,11 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
         }
         if let Some(host) = c.host.as_deref().filter(|h| !h.trim().is_empty()) {
             if let Some(why) = host_problem(host) {
-                sink.add(&HOST_FORMAT, format!("{name}.host"), format!("`{host}` {why}"));
+                sink.add(
+                    &HOST_FORMAT,
+                    format!("{name}.host"),
+                    format!("`{host}` {why}"),
+                );
             }
         }
         if let Some(mode) = c.sslmode.as_deref() {
@@ -78,7 +104,15 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
     let realms: Vec<_> = v
         .databases
         .iter()
-        .filter_map(|db| db.conn.filter(|c| c.user.as_deref().is_some_and(|u| principal_problem(u).is_none())).and_then(|c| c.realm()))
+        .filter_map(|db| {
+            db.conn
+                .filter(|c| {
+                    c.user
+                        .as_deref()
+                        .is_some_and(|u| principal_problem(u).is_none())
+                })
+                .and_then(|c| c.realm())
+        })
         .collect();
     if let [meta, rb] = realms[..] {
         if meta != rb {
@@ -132,8 +166,15 @@ pub(crate) fn host_problem(host: &str) -> Option<String> {
         return Some("is longer than 253 characters".into());
     }
     for label in host.trim_end_matches('.').split('.') {
-        let ok_chars = label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-') {
+        let ok_chars = label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
             return Some(format!("has an invalid DNS label `{label}`"));
         }
     }
@@ -155,7 +196,12 @@ mod tests {
     #[case("-db.example", false)]
     #[case("db..example", false)]
     fn hosts(#[case] host: &str, #[case] ok: bool) {
-        assert_eq!(host_problem(host).is_none(), ok, "{host}: {:?}", host_problem(host));
+        assert_eq!(
+            host_problem(host).is_none(),
+            ok,
+            "{host}: {:?}",
+            host_problem(host)
+        );
     }
 
     #[rstest]

@@ -8,8 +8,12 @@ use crate::model::Values;
 use crate::render::houston::{parse_users_txt, DatabaseUrl};
 
 /// Prisma's PgBouncer parameters, as the documentation gives them.
-pub const PRISMA_QUERY: &[(&str, &str)] =
-    &[("pgbouncer", "true"), ("connection_limit", "100"), ("pool_timeout", "60"), ("prisma_connection_limit", "100")];
+pub const PRISMA_QUERY: &[(&str, &str)] = &[
+    ("pgbouncer", "true"),
+    ("connection_limit", "100"),
+    ("pool_timeout", "60"),
+    ("prisma_connection_limit", "100"),
+];
 
 pub const KRB_IMAGE: &str = "ap-pgbouncer-krb";
 pub const HOUSTON_PGBOUNCER_PORT: u16 = 6543;
@@ -46,7 +50,10 @@ pub(super) fn check(sink: &mut Sink, v: &Values, templates: Option<&HoustonTempl
     if v.image().is_some() {
         why_configured.push("pgbouncer.image");
     }
-    if url.as_ref().is_some_and(|u| u.url.contains(&format!("{release}-pgbouncer"))) {
+    if url
+        .as_ref()
+        .is_some_and(|u| u.url.contains(&format!("{release}-pgbouncer")))
+    {
         why_configured.push("Houston's URL");
     }
     if !enabled {
@@ -54,7 +61,10 @@ pub(super) fn check(sink: &mut Sink, v: &Values, templates: Option<&HoustonTempl
             sink.add(
                 &HOUSTON_PGBOUNCER_ENABLED,
                 "global.pgbouncer.enabled",
-                format!("Houston's PgBouncer is configured ({}) but not enabled", why_configured.join(", ")),
+                format!(
+                    "Houston's PgBouncer is configured ({}) but not enabled",
+                    why_configured.join(", ")
+                ),
             );
         }
         return;
@@ -63,7 +73,10 @@ pub(super) fn check(sink: &mut Sink, v: &Values, templates: Option<&HoustonTempl
     check_image(sink, v);
 
     let Some(url) = url else {
-        if v.houston().and_then(|h| h.backend_connection.as_ref()).is_some() {
+        if v.houston()
+            .and_then(|h| h.backend_connection.as_ref())
+            .is_some()
+        {
             sink.add_fix(
                 &PRISMA_PARAMS,
                 "astronomer.houston.backendConnection",
@@ -74,14 +87,22 @@ pub(super) fn check(sink: &mut Sink, v: &Values, templates: Option<&HoustonTempl
                 "Give Houston a full URL with the Prisma parameters (a Secret named by `backendSecretName`) and record it under `harness.houston.connection`.",
             );
         } else {
-            sink.add(&HOUSTON_URL_UNKNOWN, "harness.houston.connection", "Houston's database URL is not recorded in the values");
+            sink.add(
+                &HOUSTON_URL_UNKNOWN,
+                "harness.houston.connection",
+                "Houston's database URL is not recorded in the values",
+            );
         }
         return;
     };
     let parsed = match DatabaseUrl::parse(&url.url) {
         Ok(p) => p,
         Err(why) => {
-            sink.add(&HOUSTON_DB_TARGET, url.path.clone(), format!("Houston's URL is not a PostgreSQL URL: {why}"));
+            sink.add(
+                &HOUSTON_DB_TARGET,
+                url.path.clone(),
+                format!("Houston's URL is not a PostgreSQL URL: {why}"),
+            );
             return;
         }
     };
@@ -97,14 +118,25 @@ pub(super) fn check(sink: &mut Sink, v: &Values, templates: Option<&HoustonTempl
         sink.add_fix(
             &PRISMA_PARAMS,
             url.path.clone(),
-            format!("Houston's URL lacks {}", missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "Houston's URL lacks {}",
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             format!("Append `{}` to the query string.", missing.join("&")),
         );
     }
     let service = format!("{release}-pgbouncer");
     let host_ok = parsed.host == service || parsed.host.starts_with(&format!("{service}."));
     if !host_ok || parsed.port != Some(HOUSTON_PGBOUNCER_PORT) {
-        let ns = v.harness.as_ref().and_then(|h| h.platform.as_ref()?.namespace.as_deref()).unwrap_or("astronomer");
+        let ns = v
+            .harness
+            .as_ref()
+            .and_then(|h| h.platform.as_ref()?.namespace.as_deref())
+            .unwrap_or("astronomer");
         sink.add_fix(
             &HOUSTON_DB_TARGET,
             url.path.clone(),
@@ -128,11 +160,19 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
 fn check_image(sink: &mut Sink, v: &Values) {
     let path = "pgbouncer.image";
     let Some(img) = v.image() else {
-        sink.add(&PGBOUNCER_IMAGE, path, "Houston's PgBouncer image is not set; the chart's default may lack GSSAPI");
+        sink.add(
+            &PGBOUNCER_IMAGE,
+            path,
+            "Houston's PgBouncer image is not set; the chart's default may lack GSSAPI",
+        );
         return;
     };
     let Some(repo) = img.repository.as_deref() else {
-        sink.add(&PGBOUNCER_IMAGE, format!("{path}.repository"), "the image repository is not set");
+        sink.add(
+            &PGBOUNCER_IMAGE,
+            format!("{path}.repository"),
+            "the image repository is not set",
+        );
         return;
     };
     let name = repo.rsplit('/').next().unwrap_or(repo);
@@ -142,14 +182,27 @@ fn check_image(sink: &mut Sink, v: &Values) {
         } else {
             format!("is not the Kerberos PgBouncer `{KRB_IMAGE}`")
         };
-        sink.add(&PGBOUNCER_IMAGE, format!("{path}.repository"), format!("`{repo}` {why}"));
+        sink.add(
+            &PGBOUNCER_IMAGE,
+            format!("{path}.repository"),
+            format!("`{repo}` {why}"),
+        );
         return;
     }
     match img.tag.as_deref() {
-        None => sink.add(&PGBOUNCER_IMAGE_TAG, format!("{path}.tag"), "the image tag is not set"),
+        None => sink.add(
+            &PGBOUNCER_IMAGE_TAG,
+            format!("{path}.tag"),
+            "the image tag is not set",
+        ),
         Some(tag) => {
-            let version: Vec<u32> =
-                tag.split(['-', '+']).next().unwrap_or("").split('.').map_while(|p| p.parse().ok()).collect();
+            let version: Vec<u32> = tag
+                .split(['-', '+'])
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .map_while(|p| p.parse().ok())
+                .collect();
             if version.len() >= 2 && version[..] < [1, 25][..] {
                 sink.add(
                     &PGBOUNCER_IMAGE_TAG,
@@ -189,7 +242,10 @@ fn check_templates(sink: &mut Sink, url_path: &str, url: &DatabaseUrl, t: &Houst
                     t.dir.join("pgbouncer.ini.tmpl").display(),
                     names(aliases.iter().map(String::as_str))
                 ),
-                format!("Use one of {} as the URL's database.", names(aliases.iter().map(String::as_str))),
+                format!(
+                    "Use one of {} as the URL's database.",
+                    names(aliases.iter().map(String::as_str))
+                ),
             );
         }
     }

@@ -9,7 +9,10 @@ use crate::ini;
 pub(super) fn check(sink: &mut Sink, v: &View) {
     for db in &v.databases {
         let path = db.extras_field;
-        let expected_user = db.conn.and_then(|c| c.user.as_deref()).filter(|u| !u.is_empty());
+        let expected_user = db
+            .conn
+            .and_then(|c| c.user.as_deref())
+            .filter(|u| !u.is_empty());
         let example = expected_user.unwrap_or("<username>@<REALM>");
         let Some(text) = db.extras_text.filter(|t| !t.trim().is_empty()) else {
             sink.add_fix(
@@ -23,7 +26,11 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
         let pairs = match ini::parse_db_extras(text) {
             Ok(p) => p,
             Err(why) => {
-                sink.add(&DB_EXTRAS_ONE_LINE, path, format!("`{}` cannot go on a `[databases]` line: {why}", text.trim()));
+                sink.add(
+                    &DB_EXTRAS_ONE_LINE,
+                    path,
+                    format!("`{}` cannot go on a `[databases]` line: {why}", text.trim()),
+                );
                 continue;
             }
         };
@@ -52,11 +59,20 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
                 sink.add(
                     &INI_OVERRIDES_CHART,
                     path,
-                    format!("`{key}=` is already written by the chart on this line from `{}`", db.field),
+                    format!(
+                        "`{key}=` is already written by the chart on this line from `{}`",
+                        db.field
+                    ),
                 );
             } else if !ini::DATABASE_KEYS.contains(&key.as_str()) {
-                let hint = super::closest(key, ini::DATABASE_KEYS).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-                sink.add(&INI_UNKNOWN_KEY, path, format!("`{key}` is not a `[databases]` setting{hint}"));
+                let hint = super::closest(key, ini::DATABASE_KEYS)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                sink.add(
+                    &INI_UNKNOWN_KEY,
+                    path,
+                    format!("`{key}` is not a `[databases]` setting{hint}"),
+                );
             }
         }
     }

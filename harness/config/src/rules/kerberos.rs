@@ -8,9 +8,17 @@ use crate::ini;
 pub(super) fn check(sink: &mut Sink, v: &View) {
     check_enabled(sink, v);
     match ini::last_setting(&v.ini, "server_gssauth_negotiate") {
-        None => sink.add(&GSS_NEGOTIATE, EXTRA_INI, "`server_gssauth_negotiate` is not set (the fork's default is `disable`)"),
+        None => sink.add(
+            &GSS_NEGOTIATE,
+            EXTRA_INI,
+            "`server_gssauth_negotiate` is not set (the fork's default is `disable`)",
+        ),
         Some(val) if val.eq_ignore_ascii_case("allow") => {}
-        Some(val) => sink.add(&GSS_NEGOTIATE, EXTRA_INI, format!("`server_gssauth_negotiate = {val}`; it must be `allow`")),
+        Some(val) => sink.add(
+            &GSS_NEGOTIATE,
+            EXTRA_INI,
+            format!("`server_gssauth_negotiate = {val}`; it must be `allow`"),
+        ),
     }
     check_spn(sink, v);
 }
@@ -24,10 +32,17 @@ fn check_enabled(sink: &mut Sink, v: &View) {
         None => "`kerberosEnabled` is missing",
     };
     let mut hints = Vec::new();
-    if v.databases.iter().any(|db| db.conn.and_then(|c| c.user.as_deref()).is_some_and(|u| u.contains('@'))) {
+    if v.databases.iter().any(|db| {
+        db.conn
+            .and_then(|c| c.user.as_deref())
+            .is_some_and(|u| u.contains('@'))
+    }) {
         hints.push("principal users");
     }
-    if v.ini.iter().any(|(k, _)| k == "server_krb_spn" || k == "server_gssauth_negotiate") {
+    if v.ini
+        .iter()
+        .any(|(k, _)| k == "server_krb_spn" || k == "server_gssauth_negotiate")
+    {
         hints.push("GSS settings in extraIni");
     }
     if v.databases.iter().any(|db| db.extra("user").is_some()) {
@@ -36,7 +51,10 @@ fn check_enabled(sink: &mut Sink, v: &View) {
     let msg = if hints.is_empty() {
         state.to_string()
     } else {
-        format!("{state} but the deployment is configured for Kerberos ({})", hints.join(", "))
+        format!(
+            "{state} but the deployment is configured for Kerberos ({})",
+            hints.join(", ")
+        )
     };
     sink.add(&KERBEROS_ENABLED, "kerberosEnabled", msg);
 }
@@ -55,7 +73,9 @@ pub(crate) fn parse_spn(spn: &str) -> Result<Spn<'_>, String> {
         return Err("has no `postgres/` service part".into());
     };
     if service != "postgres" {
-        return Err(format!("names service `{service}`, PostgreSQL's is `postgres`"));
+        return Err(format!(
+            "names service `{service}`, PostgreSQL's is `postgres`"
+        ));
     }
     if host.is_empty() || realm.is_empty() {
         return Err("has an empty host or realm".into());
@@ -72,7 +92,11 @@ fn check_spn(sink: &mut Sink, v: &View) {
         Some(spn) => match parse_spn(spn) {
             Ok(_) => true,
             Err(why) => {
-                sink.add(&SPN_FORM, EXTRA_INI, format!("`server_krb_spn = {spn}` {why}"));
+                sink.add(
+                    &SPN_FORM,
+                    EXTRA_INI,
+                    format!("`server_krb_spn = {spn}` {why}"),
+                );
                 false
             }
         },
@@ -85,14 +109,20 @@ fn check_spn(sink: &mut Sink, v: &View) {
             Some(s) => match parse_spn(s) {
                 Ok(_) => (s, db.extras_field),
                 Err(why) => {
-                    sink.add(&SPN_FORM, db.extras_field, format!("`server_krb_spn={s}` {why}"));
+                    sink.add(
+                        &SPN_FORM,
+                        db.extras_field,
+                        format!("`server_krb_spn={s}` {why}"),
+                    );
                     continue;
                 }
             },
             None if global_ok => (global.unwrap_or_default(), EXTRA_INI),
             None => {
                 if global.is_none() {
-                    let example = db.conn.and_then(|c| Some(format!("postgres/{}@{}", c.host.as_deref()?, c.realm()?)));
+                    let example = db.conn.and_then(|c| {
+                        Some(format!("postgres/{}@{}", c.host.as_deref()?, c.realm()?))
+                    });
                     let fix = match example {
                         Some(e) => format!("Add `server_krb_spn = {e}` to `extraIni`."),
                         None => SPN_FORM.fix.to_string(),
@@ -105,7 +135,11 @@ fn check_spn(sink: &mut Sink, v: &View) {
         let Ok(parsed) = parse_spn(spn) else { continue };
         let Some(conn) = db.conn else { continue };
         // A malformed host is reported by its own rule; comparing it to the SPN adds only noise.
-        if let Some(host) = conn.host.as_deref().filter(|h| super::connection::host_problem(h).is_none()) {
+        if let Some(host) = conn
+            .host
+            .as_deref()
+            .filter(|h| super::connection::host_problem(h).is_none())
+        {
             if !parsed.host.eq_ignore_ascii_case(host) {
                 mismatches.push(Mismatch {
                     rule: &SPN_HOST,
@@ -119,7 +153,10 @@ fn check_spn(sink: &mut Sink, v: &View) {
                 });
             }
         }
-        let single_at = conn.user.as_deref().is_some_and(|u| u.matches('@').count() == 1);
+        let single_at = conn
+            .user
+            .as_deref()
+            .is_some_and(|u| u.matches('@').count() == 1);
         if let Some(realm) = conn.realm().filter(|_| single_at) {
             if parsed.realm != realm {
                 mismatches.push(Mismatch {
@@ -138,18 +175,28 @@ fn check_spn(sink: &mut Sink, v: &View) {
     // One shared SPN that is wrong for both databases is one problem, reported once.
     let mut merged: Vec<Mismatch> = Vec::new();
     for m in mismatches {
-        let same = |o: &&mut Mismatch| o.rule.id == m.rule.id && o.path == m.path && o.spn == m.spn && o.expected == m.expected;
+        let same = |o: &&mut Mismatch| {
+            o.rule.id == m.rule.id && o.path == m.path && o.spn == m.spn && o.expected == m.expected
+        };
         match merged.iter_mut().find(same) {
             Some(o) => o.fields.extend(m.fields),
             None => merged.push(m),
         }
     }
     for m in merged {
-        let fields = m.fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" and ");
+        let fields = m
+            .fields
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(" and ");
         sink.add_fix(
             m.rule,
             m.path,
-            format!("`server_krb_spn = {}` {}, but the {} of {fields} is `{}`", m.spn, m.what, m.field, m.expected),
+            format!(
+                "`server_krb_spn = {}` {}, but the {} of {fields} is `{}`",
+                m.spn, m.what, m.field, m.expected
+            ),
             m.fix,
         );
     }

@@ -37,7 +37,9 @@ pub(crate) struct Database<'a> {
 
 impl Database<'_> {
     pub fn extra(&self, key: &str) -> Option<&str> {
-        self.extras.as_deref().and_then(|e| ini::last_setting(e, key))
+        self.extras
+            .as_deref()
+            .and_then(|e| ini::last_setting(e, key))
     }
 }
 
@@ -64,7 +66,12 @@ impl<'a> View<'a> {
         View {
             d,
             databases: [
-                db(METADATA, EXTRA_METADATA, d.metadata(), pg.and_then(|p| p.extra_ini_metadata.as_ref())),
+                db(
+                    METADATA,
+                    EXTRA_METADATA,
+                    d.metadata(),
+                    pg.and_then(|p| p.extra_ini_metadata.as_ref()),
+                ),
                 db(
                     RESULT_BACKEND,
                     EXTRA_RESULT_BACKEND,
@@ -72,13 +79,20 @@ impl<'a> View<'a> {
                     pg.and_then(|p| p.extra_ini_result_backend.as_ref()),
                 ),
             ],
-            ini: pg.and_then(|p| p.extra_ini.as_deref()).map(ini::settings).unwrap_or_default(),
+            ini: pg
+                .and_then(|p| p.extra_ini.as_deref())
+                .map(ini::settings)
+                .unwrap_or_default(),
         }
     }
 }
 
 /// Findings for a deployment file. `selectors` are the injector's pod selectors, when known.
-pub fn check_deployment(file: &Path, d: &Deployment, selectors: Option<&[LabelSelector]>) -> Vec<Finding> {
+pub fn check_deployment(
+    file: &Path,
+    d: &Deployment,
+    selectors: Option<&[LabelSelector]>,
+) -> Vec<Finding> {
     let mut sink = Sink::new(file);
     let view = View::new(d);
     kerberos::check(&mut sink, &view);
@@ -109,7 +123,10 @@ pub fn check_values(
 fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
     for f in findings {
-        if !out.iter().any(|o| o.rule == f.rule && o.path == f.path && o.message == f.message) {
+        if !out
+            .iter()
+            .any(|o| o.rule == f.rule && o.path == f.path && o.message == f.message)
+        {
             out.push(f);
         }
     }

@@ -8,7 +8,11 @@ use crate::model::{Deployment, Extra, Values};
 
 fn report(sink: &mut Sink, rule: &'static Rule, prefix: &str, extra: &Extra) {
     for key in extra.keys() {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         let msg = match rule.severity {
             crate::Severity::Warning => format!("unknown field `{key}`"),
             _ => format!("`{path}` is not checked by this linter"),
@@ -21,10 +25,19 @@ pub(super) fn check_deployment(sink: &mut Sink, d: &Deployment) {
     let generic = crate::model::deployment_generic_fields();
     for key in d.extra.keys().filter(|k| !generic.contains(&k.as_str())) {
         let known = crate::model::deployment_known_fields();
-        let hint = super::closest(key, &known).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-        sink.add(&UNKNOWN_FIELD, key.clone(), format!("unknown field `{key}`{hint}"));
+        let hint = super::closest(key, &known)
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        sink.add(
+            &UNKNOWN_FIELD,
+            key.clone(),
+            format!("unknown field `{key}`{hint}"),
+        );
     }
-    for (name, c) in [(super::METADATA, d.metadata()), (super::RESULT_BACKEND, d.result_backend())] {
+    for (name, c) in [
+        (super::METADATA, d.metadata()),
+        (super::RESULT_BACKEND, d.result_backend()),
+    ] {
         if let Some(c) = c {
             report(sink, &UNKNOWN_FIELD, name, &c.extra);
         }
@@ -47,15 +60,35 @@ pub(super) fn check_values(sink: &mut Sink, v: &Values) {
         if let Some(h) = &a.houston {
             report(sink, &UNMODELLED_FIELD, "astronomer.houston", &h.extra);
             if let Some(c) = &h.backend_connection {
-                report(sink, &UNKNOWN_FIELD, "astronomer.houston.backendConnection", &c.extra);
+                report(
+                    sink,
+                    &UNKNOWN_FIELD,
+                    "astronomer.houston.backendConnection",
+                    &c.extra,
+                );
             }
             if let Some(c) = &h.config {
-                report(sink, &UNMODELLED_FIELD, "astronomer.houston.config", &c.extra);
+                report(
+                    sink,
+                    &UNMODELLED_FIELD,
+                    "astronomer.houston.config",
+                    &c.extra,
+                );
                 if let Some(db) = &c.database {
-                    report(sink, &UNMODELLED_FIELD, "astronomer.houston.config.database", &db.extra);
+                    report(
+                        sink,
+                        &UNMODELLED_FIELD,
+                        "astronomer.houston.config.database",
+                        &db.extra,
+                    );
                 }
                 if let Some(dep) = &c.deployments {
-                    report(sink, &UNMODELLED_FIELD, "astronomer.houston.config.deployments", &dep.extra);
+                    report(
+                        sink,
+                        &UNMODELLED_FIELD,
+                        "astronomer.houston.config.deployments",
+                        &dep.extra,
+                    );
                     if let Some(m) = &dep.manual_connection_strings {
                         report(
                             sink,
@@ -79,7 +112,12 @@ pub(super) fn check_values(sink: &mut Sink, v: &Values) {
         if let Some(i) = &h.injector {
             report(sink, &UNKNOWN_FIELD, "harness.injector", &i.extra);
             for (n, s) in i.selectors.iter().enumerate() {
-                report(sink, &UNKNOWN_FIELD, &format!("harness.injector.selectors[{n}]"), &s.extra);
+                report(
+                    sink,
+                    &UNKNOWN_FIELD,
+                    &format!("harness.injector.selectors[{n}]"),
+                    &s.extra,
+                );
             }
         }
         if let Some(x) = &h.houston {

@@ -1,0 +1,226 @@
+//! The scenario world and the steps, grouped by the capability they exercise.
+
+pub mod context;
+mod kerberos;
+mod pgbouncer;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use harness::probe::gss::LoginOutcome;
+use harness::secret::Secret;
+use harness::stack::{PgbouncerOptions, Shape, Stack};
+
+/// Scenario outcomes, counted as they finish (the summary writer counts steps, not scenarios,
+/// in a form the runner can read back).
+static PASSED: AtomicUsize = AtomicUsize::new(0);
+static FAILED: AtomicUsize = AtomicUsize::new(0);
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+
+pub enum Outcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+pub struct Tally {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+pub fn count(o: Outcome) {
+    match o {
+        Outcome::Passed => &PASSED,
+        Outcome::Failed => &FAILED,
+        Outcome::Skipped => &SKIPPED,
+    }
+    .fetch_add(1, Ordering::SeqCst);
+}
+
+pub fn tally() -> Tally {
+    Tally {
+        passed: PASSED.load(Ordering::SeqCst),
+        failed: FAILED.load(Ordering::SeqCst),
+        skipped: SKIPPED.load(Ordering::SeqCst),
+    }
+}
+
+/// One scenario's state: its own directory, stack and observations.
+#[derive(cucumber::World)]
+#[world(init = Self::new)]
+pub struct World {
+    pub dir: Option<PathBuf>,
+    pub shape: Shape,
+    pub stack: Option<Stack>,
+    /// PostgreSQL log offset once the environment is up: assertions read only what follows.
+    pub pg_log_offset: u64,
+    pub login: Option<LoginOutcome>,
+    pub connect: Option<Connect>,
+    pub keytabs: HashMap<String, PathBuf>,
+    pub klist: Option<String>,
+    pub password: Option<Secret>,
+    pub pgbouncer_opts: Option<PgbouncerOptions>,
+}
+
+/// What a password client saw when it connected.
+pub struct Connect {
+    pub client: Option<tokio_postgres::Client>,
+    pub error: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl fmt::Debug for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("World")
+            .field("dir", &self.dir)
+            .field("realm", &self.shape.realm)
+            .field("login", &self.login.as_ref().map(|l| l.diagnosis()))
+            .field("connect_error", &self.connect.as_ref().and_then(|c| c.error.clone()))
+            .finish()
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            dir: None,
+            shape: context::get().shape.clone(),
+            stack: None,
+            pg_log_offset: 0,
+            login: None,
+            connect: None,
+            keytabs: HashMap::new(),
+            klist: None,
+            password: None,
+            pgbouncer_opts: None,
+        }
+    }
+
+    pub async fn begin(&mut self, scenario: &str) {
+        let ctx = context::get();
+        let mut name = harness::run::slug(scenario);
+        // Scenario outlines and repeated names get distinct directories.
+        let mut n = 1;
+        while ctx.run.root.join(&name).exists() {
+            n += 1;
+            name = format!("{}-{n}", harness::run::slug(scenario));
+        }
+        self.dir = ctx.run.subdir(&name).ok();
+    }
+
+    pub async fn finish(&mut self, scenario: &str, failed: bool) {
+        let ctx = context::get();
+        if failed {
+            if let Err(e) = self.write_diagnosis(scenario).await {
+                eprintln!("could not write the diagnosis for `{scenario}`: {e:#}");
+            }
+        }
+        if let Some(mut s) = self.stack.take() {
+            s.down().await;
+        }
+        if let Some(dir) = &self.dir {
+            context::scrub(dir, ctx.keep);
+        }
+    }
+
+    /// On failure: what a person needs to see first, in one file, and how to rerun.
+    async fn write_diagnosis(&mut self, scenario: &str) -> Result<()> {
+        let Some(dir) = self.dir.clone() else { return Ok(()) };
+        let mut text = format!("scenario: {scenario}\n");
+        if let Some(l) = &self.login {
+            text += &format!("direct GSS login: {}\n", l.diagnosis());
+        }
+        if let Some(c) = &self.connect {
+            text += &format!("client through PgBouncer: {} after {:?}\n", c.error.as_deref().unwrap_or("connected"), c.elapsed);
+        }
+        if let Some(stack) = &self.stack {
+            if let Some(admin) = stack.admin_target() {
+                if let Ok(client) = harness::probe::sql::connect(&admin, Duration::from_secs(3)).await {
+                    for q in ["SHOW POOLS", "SHOW SERVERS"] {
+                        text += &format!("\n{q}:\n");
+                        for row in harness::probe::sql::simple_rows(&client, q).await.unwrap_or_default() {
+                            let cells: Vec<String> = row.iter().map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or(""))).collect();
+                            text += &format!("  {}\n", cells.join(" "));
+                        }
+                    }
+                }
+            }
+            for (name, log) in [
+                ("kdc", stack.realm.log()),
+                ("postgres", stack.pg.log.clone()),
+                ("pgbouncer", stack.dir.join("pgbouncer/pgbouncer.log")),
+            ] {
+                if log.exists() {
+                    text += &format!("\nlast lines of {name} ({}):\n{}\n", log.display(), harness::substrate::local::tail(&log, 12));
+                }
+            }
+        }
+        text += &format!("\nrerun just this scenario: cargo xtask e2e --name '^{}$'\n", regex_escape(scenario));
+        std::fs::write(dir.join("diagnosis.txt"), harness::redact::redact(&text))?;
+        eprintln!("diagnosis: {}", dir.join("diagnosis.txt").display());
+        Ok(())
+    }
+
+    pub fn x(&self, text: &str) -> String {
+        self.shape.expand(text)
+    }
+
+    pub fn dir(&self) -> Result<&PathBuf> {
+        self.dir.as_ref().context("the scenario has no directory (the before hook did not run)")
+    }
+
+    pub fn stack(&self) -> Result<&Stack> {
+        self.stack.as_ref().context("no environment: the scenario needs `Given the Kerberos reference environment` first")
+    }
+
+    pub fn stack_mut(&mut self) -> Result<&mut Stack> {
+        self.stack.as_mut().context("no environment: the scenario needs `Given the Kerberos reference environment` first")
+    }
+
+    /// Waits for `needle` to appear in the PostgreSQL log after the scenario's offset; the
+    /// server writes the line a moment after the client sees the outcome.
+    pub async fn pg_log_contains(&self, needle: &str) -> Result<String> {
+        let stack = self.stack()?;
+        for _ in 0..40 {
+            let text = stack.pg.log_since(self.pg_log_offset);
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "the PostgreSQL log ({}) has no line containing `{needle}` since the scenario started; it says:\n{}",
+            stack.pg.log.display(),
+            last_lines(&stack.pg.log_since(self.pg_log_offset), 12)
+        )
+    }
+}
+
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    harness::redact::redact(&lines[lines.len().saturating_sub(n)..].join("\n"))
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+/// Bounds a step: cucumber has no step timeout of its own.
+pub async fn within<T>(what: &str, limit: Duration, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        // cucumber prints only the outermost message; the chain is the diagnosis.
+        Ok(r) => r.map_err(|e| anyhow::anyhow!("{e:#}")),
+        Err(_) => bail!("{what} did not finish within {limit:?}"),
+    }
+}

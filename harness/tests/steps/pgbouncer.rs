@@ -1,0 +1,148 @@
+//! Steps for PgBouncer: the client side (password, users.txt) and its GSSAPI login to the server.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _, Result};
+use cucumber::{given, then, when};
+use harness::probe::sql;
+use harness::stack::PgbouncerOptions;
+
+use super::{within, Connect, World};
+
+async fn start(w: &mut World, edit: impl FnOnce(&mut PgbouncerOptions)) -> Result<()> {
+    let s = w.stack_mut()?;
+    let mut opts = s.default_pgbouncer_options();
+    edit(&mut opts);
+    within("starting PgBouncer", Duration::from_secs(120), s.start_pgbouncer(&opts)).await?;
+    w.pgbouncer_opts = Some(opts);
+    Ok(())
+}
+
+#[given("PgBouncer is configured as the deployment renders it")]
+async fn pgbouncer_default(w: &mut World) -> Result<()> {
+    start(w, |_| {}).await
+}
+
+#[given("PgBouncer is started without Kerberos credentials")]
+async fn pgbouncer_no_creds(w: &mut World) -> Result<()> {
+    start(w, |o| o.keytab = None).await
+}
+
+#[given(expr = "PgBouncer is started with server_krb_spn {string}")]
+async fn pgbouncer_spn(w: &mut World, spn: String) -> Result<()> {
+    let spn = w.x(&spn);
+    start(w, |o| o.spn = Some(spn)).await
+}
+
+#[given(expr = "PgBouncer is started with server_gssauth_negotiate {string}")]
+async fn pgbouncer_negotiate(w: &mut World, value: String) -> Result<()> {
+    start(w, |o| o.negotiate = Some(value)).await
+}
+
+#[given(expr = "PgBouncer is started with the keytab of {string}")]
+async fn pgbouncer_other_keytab(w: &mut World, principal: String) -> Result<()> {
+    let principal = w.x(&principal);
+    let kt = w.keytabs.get(&principal).cloned().with_context(|| format!("no keytab for {principal}"))?;
+    start(w, |o| o.keytab = Some(kt)).await
+}
+
+async fn connect(w: &mut World, password: String) -> Result<()> {
+    let s = w.stack()?;
+    let target = s.metadata_target(&password);
+    let started = Instant::now();
+    let result = sql::connect(&target, Duration::from_secs(30)).await;
+    let elapsed = started.elapsed();
+    // PgBouncer accepts the client before it logs in to the server: the server login happens on
+    // the first query, so a query is part of "connecting" as a user experiences it.
+    let (client, error) = match result {
+        Ok(c) => match c.simple_query("SELECT 1").await {
+            Ok(_) => (Some(c), None),
+            Err(e) => (None, Some(sql::error_text(&e))),
+        },
+        Err(e) => (None, Some(e)),
+    };
+    w.connect = Some(Connect { client, error, elapsed: started.elapsed().max(elapsed) });
+    Ok(())
+}
+
+#[when("a client connects through PgBouncer to the metadata database")]
+async fn client_connects(w: &mut World) -> Result<()> {
+    let pw = w.stack()?.client_password.expose().to_string();
+    connect(w, pw).await
+}
+
+#[when("a client connects through PgBouncer to the metadata database with a wrong password")]
+async fn client_wrong_password(w: &mut World) -> Result<()> {
+    let pw = format!("{}-wrong", w.stack()?.client_password.expose());
+    connect(w, pw).await
+}
+
+#[then("the connection succeeds")]
+async fn connection_succeeds(w: &mut World) -> Result<()> {
+    let c = w.connect.as_ref().context("no client connected")?;
+    if let Some(e) = &c.error {
+        bail!("the client could not use the connection through PgBouncer: {e}");
+    }
+    Ok(())
+}
+
+#[then(expr = "the connection fails within {int} seconds with {string}")]
+async fn connection_fails(w: &mut World, secs: u64, needle: String) -> Result<()> {
+    let needle = w.x(&needle);
+    let c = w.connect.as_ref().context("no client connected")?;
+    let Some(e) = &c.error else {
+        bail!("the client connected through PgBouncer, but it should have failed with `{needle}`");
+    };
+    ensure!(e.contains(&needle), "the client failed, but not with `{needle}`: {e}");
+    ensure!(
+        c.elapsed <= Duration::from_secs(secs),
+        "the client failed with the right message, but only after {:?} (limit {secs} s): clients must not wait for a timeout",
+        c.elapsed
+    );
+    Ok(())
+}
+
+#[then(expr = "pg_stat_gssapi shows the client's session GSS-authenticated as {string}")]
+async fn through_pgbouncer_gss(w: &mut World, principal: String) -> Result<()> {
+    let principal = w.x(&principal);
+    let c = w.connect.as_ref().and_then(|c| c.client.as_ref()).context("no open client connection")?;
+    let rows = sql::simple_rows(
+        c,
+        "SELECT principal, gss_authenticated::text AS gss, current_user AS role FROM pg_stat_gssapi WHERE pid = pg_backend_pid()",
+    )
+    .await?;
+    let row = rows.first().context("pg_stat_gssapi has no row for PgBouncer's server session")?;
+    let (p, g, r) = (sql::cell(row, "principal"), sql::cell(row, "gss"), sql::cell(row, "role"));
+    ensure!(
+        p == Some(principal.as_str()) && g == Some("true") && r == Some(principal.as_str()),
+        "PgBouncer's server session: principal={p:?} gss_authenticated={g:?} role={r:?}; expected {principal}, true, {principal}"
+    );
+    Ok(())
+}
+
+#[then(expr = "the PgBouncer log says {string}")]
+async fn pgbouncer_log_says(w: &mut World, needle: String) -> Result<()> {
+    let needle = w.x(&needle);
+    let p = w.stack()?.pgbouncer.as_ref().context("PgBouncer is not running")?;
+    for _ in 0..40 {
+        if p.log_text().contains(&needle) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the PgBouncer log ({}) has no line containing `{needle}`:\n{}", p.log.display(), super::last_lines(&p.log_text(), 12))
+}
+
+#[then("PostgreSQL saw no login attempt from PgBouncer")]
+async fn no_server_login(w: &mut World) -> Result<()> {
+    let s = w.stack()?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = s.pg.log_since(w.pg_log_offset);
+    let attempts: Vec<&str> = log.lines().filter(|l| l.contains("connection received")).collect();
+    ensure!(
+        attempts.is_empty(),
+        "PostgreSQL received connections although the client was refused by PgBouncer: {}",
+        attempts.join("\n")
+    );
+    Ok(())
+}
