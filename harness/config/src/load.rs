@@ -21,12 +21,18 @@ pub enum LoadError {
     },
     #[error("{}: {message}", dir.display())]
     Templates { dir: PathBuf, message: String },
+    /// A values.yaml given as the deployment file or the other way round: linting it as the
+    /// wrong kind would bury the mistake under a screen of findings.
+    #[error("{}: {message}", file.display())]
+    WrongKind { file: PathBuf, message: String },
 }
 
 impl LoadError {
     pub fn file(&self) -> &Path {
         match self {
-            LoadError::Read { file, .. } | LoadError::Parse { file, .. } => file,
+            LoadError::Read { file, .. }
+            | LoadError::Parse { file, .. }
+            | LoadError::WrongKind { file, .. } => file,
             LoadError::Templates { dir, .. } => dir,
         }
     }
@@ -96,11 +102,44 @@ fn read(file: &Path) -> Result<String, LoadError> {
 }
 
 pub fn load_deployment(file: &Path) -> Result<Deployment, LoadError> {
-    parse_str(file, &read(file)?)
+    let d: Deployment = parse_str(file, &read(file)?)?;
+    let nothing_modelled = d
+        == Deployment {
+            extra: d.extra.clone(),
+            ..Default::default()
+        };
+    if nothing_modelled
+        && ["global", "astronomer"]
+            .iter()
+            .any(|k| d.extra.contains_key(*k))
+    {
+        return Err(LoadError::WrongKind {
+            file: file.to_path_buf(),
+            message: "this looks like a control-plane values.yaml (top-level `global`/`astronomer`), not deployment \
+                      variables; pass it as the values file"
+                .into(),
+        });
+    }
+    Ok(d)
 }
 
 pub fn load_values(file: &Path) -> Result<Values, LoadError> {
-    parse_str(file, &read(file)?)
+    let v: Values = parse_str(file, &read(file)?)?;
+    let deployment_keys = [
+        "kerberosEnabled",
+        "metadataConnectionJson",
+        "resultBackendConnectionJson",
+        "pgbouncerConfig",
+    ];
+    if let Some(k) = deployment_keys.iter().find(|k| v.extra.contains_key(**k)) {
+        return Err(LoadError::WrongKind {
+            file: file.to_path_buf(),
+            message: format!(
+                "this looks like deployment variables (top-level `{k}`), not a control-plane values.yaml; pass it as the deployment file"
+            ),
+        });
+    }
+    Ok(v)
 }
 
 /// Houston's PgBouncer templates, `pgbouncer.ini.tmpl` and `users.txt.tmpl`.

@@ -203,6 +203,8 @@ fn run(args: LintArgs) -> (i32, String, String) {
 #[case(Some("malformed/wrong-type.yaml"), None, 2)]
 #[case(Some("deployments/missing-file.yaml"), None, 2)]
 #[case(None, None, 2)]
+#[case(Some("values.yaml"), None, 2)]
+#[case(None, Some("deployments/kerberos.yaml"), 2)]
 fn lint_main_exit_codes(
     #[case] deployment: Option<&str>,
     #[case] values: Option<&str>,

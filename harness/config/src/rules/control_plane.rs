@@ -21,8 +21,8 @@ pub const HOUSTON_PGBOUNCER_PORT: u16 = 6543;
 pub(super) fn check(sink: &mut Sink, v: &Values, templates: Option<&HoustonTemplates>) {
     if v.manual_connection_strings() != Some(true) {
         let state = match v.manual_connection_strings() {
-            Some(_) => "is false",
-            None => "is not set",
+            Some(_) => "are disabled",
+            None => "are not enabled (the key is not set)",
         };
         sink.add(
             &MANUAL_CONNECTION_STRINGS,

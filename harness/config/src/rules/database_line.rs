@@ -26,10 +26,12 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
         let pairs = match ini::parse_db_extras(text) {
             Ok(p) => p,
             Err(why) => {
+                // Escaped so the finding stays on one line of the report.
+                let shown = text.trim().replace('\n', "\\n");
                 sink.add(
                     &DB_EXTRAS_ONE_LINE,
                     path,
-                    format!("`{}` cannot go on a `[databases]` line: {why}", text.trim()),
+                    format!("`{shown}` cannot go on a `[databases]` line: {why}"),
                 );
                 continue;
             }

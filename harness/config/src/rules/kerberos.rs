@@ -86,16 +86,27 @@ pub(crate) fn parse_spn(spn: &str) -> Result<Spn<'_>, String> {
     Ok(Spn { host, realm })
 }
 
+/// The SPN the metadata connection implies, for fix suggestions.
+fn example_spn(v: &View) -> Option<String> {
+    let c = v.databases[0].conn?;
+    Some(format!("postgres/{}@{}", c.host.as_deref()?, c.realm()?))
+}
+
 fn check_spn(sink: &mut Sink, v: &View) {
     let global = ini::last_setting(&v.ini, "server_krb_spn").filter(|s| !s.is_empty());
     let global_ok = match global {
         Some(spn) => match parse_spn(spn) {
             Ok(_) => true,
             Err(why) => {
-                sink.add(
+                let fix = match example_spn(v) {
+                    Some(e) => format!("Write `server_krb_spn = {e}`."),
+                    None => SPN_FORM.fix.to_string(),
+                };
+                sink.add_fix(
                     &SPN_FORM,
                     EXTRA_INI,
                     format!("`server_krb_spn = {spn}` {why}"),
+                    fix,
                 );
                 false
             }

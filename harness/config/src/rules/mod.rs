@@ -151,7 +151,7 @@ pub(crate) fn closest<'k>(word: &str, candidates: &[&'k str]) -> Option<&'k str>
     candidates
         .iter()
         .map(|c| (distance(word, c), *c))
-        .filter(|(d, _)| *d <= 3)
+        .filter(|(d, _)| *d <= (word.len() / 3).clamp(1, 3))
         .min()
         .map(|(_, c)| c)
 }
