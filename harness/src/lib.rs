@@ -3,7 +3,9 @@
 //! probes that prove the path is Kerberized and name the failure when it is not.
 
 pub mod child;
+pub mod bench;
 pub mod component;
+pub mod envctl;
 pub mod pgbouncer;
 pub mod ports;
 pub mod postgres;

@@ -1,0 +1,84 @@
+//! A long-lived environment for working by hand: `cargo xtask env up` starts `harness env-serve`
+//! in the background; it brings the stack up, describes it in `env.json` and `env.sh`, and tears
+//! it down on SIGTERM (`env down`) or SIGINT.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::secret::write_private;
+use crate::stack::{Shape, Stack};
+
+pub async fn serve(dir: &Path, deployment: Option<&Path>) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    crate::run::make_traversable(dir)?;
+    let shape = match deployment {
+        Some(f) => crate::replay::shape_from_file(f)?,
+        None => Shape::default(),
+    };
+    let mut stack = Stack::up(dir, shape).await?;
+    let result = async {
+        let opts = stack.default_pgbouncer_options();
+        stack.start_pgbouncer(&opts).await?;
+        describe(dir, &stack)?;
+        println!("environment ready: {}", dir.join("env.json").display());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    println!("stopping the environment");
+    stack.down().await;
+    let _ = std::fs::remove_file(dir.join("env.sh"));
+    let _ = std::fs::remove_file(dir.join("env.json"));
+    result
+}
+
+/// `env.json` for `env status` (no secrets), `env.sh` (0600) for `env shell`.
+fn describe(dir: &Path, s: &Stack) -> Result<()> {
+    let info = serde_json::json!({
+        "pid": std::process::id(),
+        "realm": s.shape.realm,
+        "principal": s.shape.principal,
+        "spn": s.shape.spn,
+        "db_host": s.shape.db_host,
+        "kdc_port": s.realm.port,
+        "postgres_port": s.pg.port,
+        "pgbouncer_port": s.pgbouncer_port,
+        "metadata_alias": s.shape.metadata_alias(),
+        "result_backend_alias": s.shape.result_backend_alias(),
+        "logs": {
+            "kdc": s.realm.log(),
+            "postgres": s.pg.log,
+            "pgbouncer": s.dir.join("pgbouncer/pgbouncer.log"),
+        },
+    });
+    std::fs::write(dir.join("env.json"), serde_json::to_string_pretty(&info)?).context("writing env.json")?;
+    let client_env = s.realm.client_env("shell", Some(&s.client_keytab));
+    let mut sh = String::from("# Sourced by `cargo xtask env shell`. Holds a password: mode 0600, do not share.\n");
+    for (k, v) in &client_env {
+        sh += &format!("export {k}='{v}'\n");
+    }
+    sh += &format!(
+        "export PGHOST=127.0.0.1 PGPORT={} PGUSER='{}' PGDATABASE='{}' PGPASSWORD='{}'\n",
+        s.pgbouncer_port,
+        s.shape.principal,
+        s.shape.metadata_alias(),
+        s.client_password.expose()
+    );
+    sh += &format!(
+        "alias psql-direct=\"psql 'host={} hostaddr=127.0.0.1 port={} dbname={} user={}'\"\n",
+        s.shape.db_host, s.pg.port, s.shape.metadata_db, s.shape.principal
+    );
+    sh += &format!(
+        "alias pgbouncer-admin=\"PGPASSWORD='{}' psql -h 127.0.0.1 -p {} -U {} pgbouncer\"\n",
+        s.pgbouncer.as_ref().map(|p| p.admin_password.expose().to_string()).unwrap_or_default(),
+        s.pgbouncer_port,
+        crate::pgbouncer::ADMIN_USER
+    );
+    sh += &format!("export PS1='[krb {}] \\w\\$ '\n", s.shape.realm);
+    write_private(&dir.join("env.sh"), sh.as_bytes())
+}
