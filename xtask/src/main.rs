@@ -1,1 +1,108 @@
-fn main() {}
+//! `cargo xtask`: the commands people type. Each installs or builds what it needs first (saying
+//! so), then hands over to the harness.
+
+mod cargo;
+mod deps;
+mod e2e;
+mod env;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Kerberized-database e2e harness for Astronomer's Airflow platform",
+    after_help = "Start with `cargo xtask e2e`; artifacts land in target/e2e/latest/."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the Gherkin scenarios end to end (the main job).
+    E2e(e2e::E2eArgs),
+    /// Everything the project tests: unit tests, configuration fixtures and every scenario.
+    Test {
+        /// Never install anything; fail naming what is missing.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// A long-lived environment to poke at by hand.
+    Env {
+        #[command(subcommand)]
+        cmd: env::EnvCmd,
+    },
+    /// Check a deployment file and/or a control-plane values.yaml against the rules
+    /// (harness/config/RULES.md). Exit 0 clean (warnings allowed), 1 errors, 2 unreadable input.
+    Lint {
+        /// The `variables` of Houston's deployment mutation, as YAML or JSON.
+        #[arg(long, short = 'd')]
+        deployment: Option<PathBuf>,
+        /// The control plane's Helm values.
+        #[arg(long, short = 'v')]
+        values: Option<PathBuf>,
+        /// The credential injector's pod selector, `k=v[,k=v]`; repeatable (any one may match).
+        #[arg(long, short = 's')]
+        selector: Vec<String>,
+        #[arg(long, short = 'f', default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Time the stack from nothing to the first GSS-authenticated query, against a naive script.
+    Bench {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Also write the JSON report here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        offline: bool,
+    },
+    /// What the machine lacks for the harness, and how to install it.
+    Doctor {
+        /// Install what is missing (apt-get, pip).
+        #[arg(long)]
+        fix: bool,
+    },
+    /// Formatting and clippy, as CI would want them.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::E2e(args) => e2e::run(&args),
+        Cmd::Test { offline } => e2e::test(offline),
+        Cmd::Env { cmd } => env::run(cmd),
+        Cmd::Lint {
+            deployment,
+            values,
+            selector,
+            format,
+        } => {
+            let args = harness_config::LintArgs {
+                deployment,
+                values,
+                selectors: selector,
+                format: format.parse().expect("clap restricts the format"),
+            };
+            let code =
+                harness_config::lint_main(&args, &mut std::io::stdout(), &mut std::io::stderr());
+            return ExitCode::from(code as u8);
+        }
+        Cmd::Bench { runs, out, offline } => e2e::bench(runs, out, offline),
+        Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
+        Cmd::Check => cargo::check(),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

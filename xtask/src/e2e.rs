@@ -1,0 +1,160 @@
+//! `cargo xtask e2e`, `test` and `bench`: make sure the machine has what the tier needs, build
+//! the harness, then run the Gherkin runner (harness/tests/e2e.rs) with the run's settings in
+//! its environment (E2E_*), so `cargo test --test e2e` alone behaves the same with defaults.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::cargo;
+use crate::deps::{self, Need};
+
+const ALL_NEEDS: &[Need] = &[Need::Build, Need::PgbouncerBuild, Need::Run, Need::Airflow];
+
+#[derive(Args, Debug)]
+pub struct E2eArgs {
+    /// Where components run: local (processes on loopback), docker, kind.
+    #[arg(long, default_value = "local", value_parser = ["local", "docker", "kind"])]
+    pub tier: String,
+    /// A cucumber tag expression narrowing the scenarios, e.g. `@pgbouncer and not @airflow`.
+    #[arg(long)]
+    pub tags: Option<String>,
+    /// A regex on scenario names, e.g. to rerun the one that failed.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep keytabs, the KDC database and PostgreSQL's data directory in the artifacts.
+    #[arg(long)]
+    pub keep: bool,
+    /// Never install anything (apt, pip); fail naming what is missing.
+    #[arg(long)]
+    pub offline: bool,
+    /// Replay a deployment file (the `variables` of Houston's mutation): the environment adopts
+    /// its realm, principal, database host and names.
+    #[arg(long)]
+    pub deployment: Option<PathBuf>,
+    /// The control plane's values.yaml that goes with --deployment.
+    #[arg(long)]
+    pub values: Option<PathBuf>,
+    /// Airflow major version for @airflow scenarios that do not name one.
+    #[arg(long, default_value = "3", value_parser = ["2", "3"])]
+    pub airflow: String,
+    /// Scenarios run at once (each has its own realm, database and ports).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Limit for the whole run, in minutes; everything started is stopped when it is reached.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_min: u64,
+}
+
+fn absolute(flag: &str, p: &Path) -> Result<PathBuf> {
+    if !p.exists() {
+        bail!("{flag} {}: no such file; give the path of a deployment file such as fixtures/deployments/kerberos.yaml", p.display());
+    }
+    std::fs::canonicalize(p).with_context(|| format!("{flag} {}", p.display()))
+}
+
+pub fn run(a: &E2eArgs) -> Result<i32> {
+    if a.tier != "local" {
+        bail!(
+            "the {} tier is not implemented yet: only `--tier local` runs on this machine (README.md, \"Tiers\", says what each tier needs)",
+            a.tier
+        );
+    }
+    if a.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let deployment = a
+        .deployment
+        .as_deref()
+        .map(|p| absolute("--deployment", p))
+        .transpose()?;
+    let values = a
+        .values
+        .as_deref()
+        .map(|p| absolute("--values", p))
+        .transpose()?;
+    if values.is_some() && deployment.is_none() {
+        bail!("--values needs --deployment: the environment is shaped by the deployment file, the values only add the control plane's checks");
+    }
+    deps::ensure(ALL_NEEDS, a.offline)?;
+    cargo::run(
+        "building the harness and its scenario runner",
+        &[
+            "test", "--quiet", "-p", "harness", "--test", "e2e", "--no-run",
+        ],
+    )?;
+
+    let mut cmd = cargo::cargo();
+    cmd.args(["test", "--quiet", "-p", "harness", "--test", "e2e"])
+        .env("E2E_TIER", &a.tier)
+        .env("E2E_KEEP", if a.keep { "1" } else { "0" })
+        .env("E2E_OFFLINE", if a.offline { "1" } else { "0" })
+        .env("E2E_AIRFLOW", &a.airflow)
+        .env("E2E_CONCURRENCY", a.concurrency.to_string())
+        .env("E2E_RUN_TIMEOUT_MIN", a.timeout_min.to_string());
+    for (k, v) in [("E2E_TAGS", &a.tags), ("E2E_NAME", &a.name)] {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    for (k, v) in [("E2E_DEPLOYMENT", &deployment), ("E2E_VALUES", &values)] {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    eprintln!("xtask: running the scenarios (tier {})", a.tier);
+    let mut child = cmd.spawn().context("could not start the scenario runner")?;
+    // The runner owns Ctrl-C: it stops every component it started, then exits. xtask only waits
+    // for it, so the summary line stays the last thing printed.
+    ignore_interrupts();
+    let status = child.wait().context("waiting for the scenario runner")?;
+    Ok(status.code().unwrap_or(130))
+}
+
+/// `cargo xtask test`: what CI runs. Unit tests, the configuration fixtures and every scenario.
+pub fn test(offline: bool) -> Result<i32> {
+    deps::ensure(ALL_NEEDS, offline)?;
+    cargo::run(
+        "building everything",
+        &["test", "--workspace", "--quiet", "--no-run"],
+    )?;
+    let mut cmd = cargo::cargo();
+    cmd.args(["test", "--workspace", "--quiet"])
+        .env("E2E_OFFLINE", if offline { "1" } else { "0" });
+    eprintln!("xtask: running unit tests, configuration fixtures and every scenario");
+    let mut child = cmd.spawn().context("could not run cargo test")?;
+    ignore_interrupts();
+    let status = child.wait()?;
+    if status.success() {
+        eprintln!("xtask: all tests passed");
+    }
+    Ok(status.code().unwrap_or(130))
+}
+
+pub fn bench(runs: usize, out: Option<PathBuf>, offline: bool) -> Result<i32> {
+    deps::ensure(ALL_NEEDS, offline)?;
+    let runs_s = runs.to_string();
+    let mut args = vec![
+        "run", "--quiet", "-p", "harness", "--bin", "harness", "--", "bench", "--runs", &runs_s,
+    ];
+    let out_s;
+    if let Some(o) = &out {
+        out_s = o.display().to_string();
+        args.extend(["--out", &out_s]);
+    }
+    cargo::run("benchmarking", &args)?;
+    Ok(0)
+}
+
+/// SIGINT reaches the whole foreground process group. The child handles it (stopping every
+/// component it started); xtask ignores it so it does not exit before the child has cleaned up
+/// and printed its summary. Called after spawning, so the child keeps the default disposition.
+pub fn ignore_interrupts() {
+    // SAFETY: installing SIG_IGN has no handler code to race with.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+}

@@ -1,0 +1,209 @@
+//! `cargo xtask env up|down|status|shell`: one long-lived environment per name under
+//! `target/env/<name>/`, served by `harness env-serve` in its own process group so a Ctrl-C in the
+//! terminal that started it does not take it down.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+
+use crate::cargo;
+use crate::deps::{self, Need};
+
+#[derive(Subcommand)]
+pub enum EnvCmd {
+    /// Start a realm, a Kerberized PostgreSQL and PgBouncer, and leave them running.
+    Up {
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Shape the environment after a deployment file (realm, principal, host, names).
+        #[arg(long)]
+        deployment: Option<PathBuf>,
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Stop the environment and everything it started.
+    Down {
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// Is it running; its ports, principals and log files.
+    Status {
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// A shell whose environment points at the running realm, database and PgBouncer.
+    Shell {
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+fn env_dir(name: &str) -> Result<PathBuf> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("--name `{name}`: use letters, digits, `-` and `_` only");
+    }
+    Ok(cargo::root().join("target/env").join(name))
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+fn running_pid(dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join("serve.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    alive(pid).then_some(pid)
+}
+
+pub fn run(cmd: EnvCmd) -> Result<i32> {
+    match cmd {
+        EnvCmd::Up {
+            name,
+            deployment,
+            offline,
+        } => up(&name, deployment.as_deref(), offline),
+        EnvCmd::Down { name } => down(&name),
+        EnvCmd::Status { name } => status(&name),
+        EnvCmd::Shell { name } => shell(&name),
+    }
+}
+
+fn up(name: &str, deployment: Option<&Path>, offline: bool) -> Result<i32> {
+    let dir = env_dir(name)?;
+    if let Some(pid) = running_pid(&dir) {
+        println!("env `{name}` is already running (pid {pid}); `cargo xtask env status --name {name}` shows it");
+        return Ok(0);
+    }
+    let deployment = match deployment {
+        Some(p) => Some(
+            std::fs::canonicalize(p)
+                .with_context(|| format!("--deployment {}: no such file", p.display()))?,
+        ),
+        None => None,
+    };
+    deps::ensure(&[Need::Build, Need::PgbouncerBuild, Need::Run], offline)?;
+    cargo::run(
+        "building the harness",
+        &["build", "--quiet", "-p", "harness", "--bin", "harness"],
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let log = std::fs::File::create(dir.join("serve.log"))?;
+    let bin = cargo::root().join("target/debug/harness");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("env-serve").arg("--dir").arg(&dir);
+    if let Some(d) = &deployment {
+        cmd.arg("--deployment").arg(d);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("could not start {}", bin.display()))?;
+    std::fs::write(dir.join("serve.pid"), child.id().to_string())?;
+    eprintln!("xtask: starting env `{name}` in {}", dir.display());
+    let started = Instant::now();
+    while !dir.join("env.json").exists() {
+        if let Some(st) = child.try_wait()? {
+            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+            bail!("the environment did not come up ({st}):\n{}", log.trim());
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            bail!(
+                "the environment was not ready after 180 s; see {}",
+                dir.join("serve.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "xtask: env `{name}` up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    status(name)?;
+    println!("\nnext: `cargo xtask env shell --name {name}` (psql, psql-direct, pgbouncer-admin, klist), `cargo xtask env down --name {name}`");
+    Ok(0)
+}
+
+fn down(name: &str) -> Result<i32> {
+    let dir = env_dir(name)?;
+    let Some(pid) = running_pid(&dir) else {
+        println!("env `{name}` is not running");
+        return Ok(0);
+    };
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()?;
+    let started = Instant::now();
+    while alive(pid) {
+        if started.elapsed() > Duration::from_secs(30) {
+            // The process group holds every component the server started.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_file(dir.join("serve.pid"));
+    println!("env `{name}` stopped; its logs stay in {}", dir.display());
+    Ok(0)
+}
+
+fn status(name: &str) -> Result<i32> {
+    let dir = env_dir(name)?;
+    match (
+        running_pid(&dir),
+        std::fs::read_to_string(dir.join("env.json")),
+    ) {
+        (Some(pid), Ok(json)) => {
+            println!("env `{name}` running (pid {pid}):\n{json}");
+            Ok(0)
+        }
+        (Some(pid), Err(_)) => {
+            println!("env `{name}` is starting (pid {pid})");
+            Ok(0)
+        }
+        (None, _) => {
+            println!(
+                "env `{name}` is not running; start it with `cargo xtask env up --name {name}`"
+            );
+            Ok(1)
+        }
+    }
+}
+
+fn shell(name: &str) -> Result<i32> {
+    let dir = env_dir(name)?;
+    if running_pid(&dir).is_none() || !dir.join("env.sh").exists() {
+        bail!("env `{name}` is not running; start it with `cargo xtask env up --name {name}`");
+    }
+    eprintln!("xtask: a shell in env `{name}`; `exit` leaves it (the environment keeps running)");
+    let status = Command::new("bash")
+        .arg("--rcfile")
+        .arg(dir.join("env.sh"))
+        .arg("-i")
+        .status()?;
+    Ok(status.code().unwrap_or(0))
+}
