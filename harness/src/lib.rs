@@ -10,6 +10,7 @@ pub mod pgbouncer;
 pub mod ports;
 pub mod postgres;
 pub mod probe;
+pub mod progress;
 pub mod realm;
 pub mod redact;
 pub mod replay;

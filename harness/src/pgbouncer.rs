@@ -54,14 +54,25 @@ pub async fn ensure_built() -> Result<PathBuf> {
     let base = out.parent().context("bad pgbouncer path")?;
     std::fs::create_dir_all(base)?;
     let staging = tempfile::Builder::new().prefix(".build-").tempdir_in(base)?;
-    eprintln!("pgbouncer: building the Kerberos-capable PgBouncer (Debian source + pgbouncer/gssapi-server-login.patch) ...");
-    let status = tokio::process::Command::new("bash")
+    let step = crate::progress::step(
+        "pgbouncer: building the Kerberos-capable PgBouncer (Debian source + pgbouncer/gssapi-server-login.patch)",
+    );
+    let mut child = tokio::process::Command::new("bash")
         .arg(recipe_dir().join("build.sh"))
         .arg(staging.path())
         .env("PGBOUNCER_SRC_CACHE", base.join("src-cache"))
-        .status()
-        .await
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .context("could not run pgbouncer/build.sh")?;
+    if let Some(out) = child.stdout.take() {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            step.phase(line.trim_start_matches("build.sh: "));
+        }
+    }
+    let status = child.wait().await.context("waiting for pgbouncer/build.sh")?;
+    step.finish(if status.success() { "built" } else { "FAILED" });
     if !status.success() {
         bail!(
             "building PgBouncer failed ({status}); see {}/build.log",
