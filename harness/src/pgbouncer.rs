@@ -164,5 +164,8 @@ impl Pgbouncer {
         if let Some(mut p) = self.process.take() {
             p.stop().await;
         }
+        // The ticket cache MIT filled from the injected keytab is a credential: it must not
+        // outlive the process in the artifacts.
+        let _ = std::fs::remove_file(self.dir.join("krb5cc"));
     }
 }
