@@ -2,6 +2,7 @@
 //! Kerberos-capable PgBouncer and (later) Airflow, started for real on this machine, plus the
 //! probes that prove the path is Kerberized and name the failure when it is not.
 
+pub mod airflow;
 pub mod child;
 pub mod bench;
 pub mod component;

@@ -24,6 +24,9 @@ pub const TOOLS: &[Tool] = &[
     Tool { name: "postgres", package: "postgresql-15", candidates: &["{pg}/postgres"], needed_for: "the PostgreSQL server" },
     Tool { name: "psql", package: "postgresql-client-15", candidates: &["{pg}/psql", "/usr/bin/psql"], needed_for: "the env shell" },
     Tool { name: "openssl", package: "openssl", candidates: &["/usr/bin/openssl"], needed_for: "the per-run TLS certificate" },
+    Tool { name: "pg_dump", package: "postgresql-client-15", candidates: &["{pg}/pg_dump", "/usr/bin/pg_dump"], needed_for: "caching Airflow's migrated schema" },
+    Tool { name: "redis-server", package: "redis-server", candidates: &["/usr/bin/redis-server"], needed_for: "Airflow's Celery broker" },
+    Tool { name: "chromium", package: "chromium", candidates: &["/usr/bin/chromium"], needed_for: "the browser check of the Airflow UI" },
 ];
 
 fn pg_bindir() -> Option<PathBuf> {

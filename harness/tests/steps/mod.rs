@@ -1,5 +1,6 @@
 //! The scenario world and the steps, grouped by the capability they exercise.
 
+mod airflow;
 pub mod context;
 mod kerberos;
 mod pgbouncer;
@@ -65,6 +66,8 @@ pub struct World {
     pub klist: Option<String>,
     pub password: Option<Secret>,
     pub pgbouncer_opts: Option<PgbouncerOptions>,
+    /// Airflow on the Kerberized path (features/airflow.feature).
+    pub airflow: airflow::AirflowState,
 }
 
 /// What a password client saw when it connected.
@@ -98,6 +101,7 @@ impl World {
             klist: None,
             password: None,
             pgbouncer_opts: None,
+            airflow: Default::default(),
         }
     }
 

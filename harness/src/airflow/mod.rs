@@ -1,0 +1,633 @@
+//! Airflow as a component of the stack, as the platform runs it with a Kerberized database:
+//! CeleryExecutor with a Redis broker, the metadata connection and the Celery result backend both
+//! pointing at PgBouncer (password, users.txt) and never at PostgreSQL, which only PgBouncer
+//! reaches, with GSSAPI. Every Airflow process runs in its own process group through the local
+//! substrate, so Ctrl-C and `kill_all` stop it; it is stopped before PgBouncer and PostgreSQL.
+
+pub mod broker;
+pub mod browser;
+pub mod diagnose;
+pub mod health;
+pub mod template;
+pub mod venv;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::component::{Readiness, Spec};
+use crate::secret::{write_private, Secret};
+use crate::stack::Stack;
+use crate::substrate::local::{tail, Process};
+
+use broker::Redis;
+use health::Health;
+
+/// The Airflow versions the harness runs, each pinned by `airflow/requirements-<pin>.lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    Airflow3,
+    Airflow2,
+}
+
+impl Version {
+    pub fn pin(self) -> &'static str {
+        match self {
+            Version::Airflow3 => "3.3.2",
+            Version::Airflow2 => "2.11.2",
+        }
+    }
+
+    /// `3`, `3.3.2`, `2`, `2.11.2` (what `E2E_AIRFLOW` and scenario parameters say).
+    pub fn parse(s: &str) -> Result<Version> {
+        match s.trim().trim_start_matches("airflow").trim_start_matches('-') {
+            "3" | "3.3.2" => Ok(Version::Airflow3),
+            "2" | "2.11.2" => Ok(Version::Airflow2),
+            other => bail!("unknown Airflow version `{other}`: use 3 (3.3.2, the default) or 2 (2.11.2)"),
+        }
+    }
+
+    /// `E2E_AIRFLOW`, or Airflow 3 when it is unset.
+    pub fn from_env() -> Result<Version> {
+        match std::env::var("E2E_AIRFLOW") {
+            Ok(v) if !v.trim().is_empty() => Version::parse(&v).context("E2E_AIRFLOW"),
+            _ => Ok(Version::Airflow3),
+        }
+    }
+
+    pub fn health_path(self) -> &'static str {
+        match self {
+            Version::Airflow3 => "/api/v2/monitor/health",
+            Version::Airflow2 => "/health",
+        }
+    }
+}
+
+/// How many Airflow deployments run at once: each is five Python processes importing Airflow, and
+/// on two cores more than two at a time only makes all of them slower.
+pub async fn slot() -> tokio::sync::OwnedSemaphorePermit {
+    static SLOTS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
+    let n = std::env::var("E2E_AIRFLOW_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(2usize).max(1);
+    let sem = SLOTS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(n))).clone();
+    sem.acquire_owned().await.expect("the Airflow semaphore is never closed")
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub version: Version,
+    /// The password Airflow's metadata connection sends to PgBouncer; None sends the users.txt
+    /// one (a working deployment).
+    pub metadata_password: Option<Secret>,
+    /// Restore the cached migrated schema when there is one (false: migrate, as on a cold cache).
+    pub use_template: bool,
+}
+
+impl Options {
+    pub fn new(version: Version) -> Options {
+        Options { version, metadata_password: None, use_template: true }
+    }
+}
+
+/// Where the metadata schema of this deployment came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// `airflow db migrate`, through PgBouncer.
+    Migrated,
+    /// The cached dump of an earlier migration, restored into PostgreSQL.
+    Template,
+}
+
+pub struct Airflow {
+    pub version: Version,
+    pub dir: PathBuf,
+    pub base_url: String,
+    pub admin_user: String,
+    pub admin_password: Secret,
+    pub schema: Schema,
+    /// Phase durations in seconds, for the bench and the artifacts.
+    pub timings: Vec<(String, f64)>,
+    principal: String,
+    pgbouncer_log: PathBuf,
+    pgbouncer_offset: u64,
+    python: PathBuf,
+    env: Vec<(String, String)>,
+    redis: Option<Redis>,
+    components: Vec<Process>,
+    /// Airflow 2's admin user is created by a command running beside the components.
+    create_admin: Option<Process>,
+    started: Instant,
+}
+
+/// Percent-encodes a URL user-info or path part (the user is a principal with an `@`).
+fn url_part(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn pg_url(scheme: &str, user: &str, password: &str, port: u16, db: &str) -> String {
+    format!("{scheme}://{}:{}@127.0.0.1:{port}/{}", url_part(user), url_part(password), url_part(db))
+}
+
+impl Airflow {
+    /// Installs (once) and starts Airflow against the stack's PgBouncer: schema, broker, then all
+    /// components at once. Returns as soon as they are launched; [`Airflow::wait_healthy`] waits.
+    pub async fn start(stack: &Stack, opts: &Options, dir: &Path) -> Result<Airflow> {
+        let started = Instant::now();
+        let version = opts.version;
+        let pgb = stack
+            .pgbouncer
+            .as_ref()
+            .context("PgBouncer is not running: Airflow reaches the database only through PgBouncer, start it first")?;
+        let pgbouncer_log = pgb.log.clone();
+        let pgbouncer_offset = std::fs::metadata(&pgbouncer_log).map(|m| m.len()).unwrap_or(0);
+        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+        let secrets = dir.join("secrets");
+        std::fs::create_dir_all(&secrets)?;
+
+        let mut timings = Vec::new();
+        let t = Instant::now();
+        let redis_dir = dir.join("redis");
+        let (venv, redis) = tokio::join!(venv::ensure(version), Redis::start(&redis_dir));
+        let venv = venv?;
+        let redis = redis.context("starting the Celery broker (redis-server)")?;
+        timings.push(("venv_and_broker_s".to_string(), t.elapsed().as_secs_f64()));
+
+        let port = crate::ports::free_port()?;
+        let base_url = format!("http://127.0.0.1:{port}");
+        let admin_user = "admin".to_string();
+        let admin_password = Secret::generate();
+        let metadata = stack.metadata_target(
+            opts.metadata_password.as_ref().map(Secret::expose).unwrap_or(stack.client_password.expose()),
+        );
+        let rb = stack.metadata_target(stack.client_password.expose());
+        let mut env: Vec<(String, String)> = vec![
+            ("AIRFLOW_HOME".into(), dir.join("home").display().to_string()),
+            ("AIRFLOW__CORE__DAGS_FOLDER".into(), crate::run::workspace_root().join("airflow/dags").display().to_string()),
+            ("AIRFLOW__CORE__EXECUTOR".into(), "CeleryExecutor".into()),
+            ("AIRFLOW__CORE__PARALLELISM".into(), "2".into()),
+            ("AIRFLOW__CORE__LOAD_EXAMPLES".into(), "False".into()),
+            ("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION".into(), "False".into()),
+            ("AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS".into(), "False".into()),
+            (
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN".into(),
+                pg_url("postgresql", &metadata.user, &metadata.password, metadata.port, &stack.shape.metadata_alias()),
+            ),
+            (
+                "AIRFLOW__CELERY__RESULT_BACKEND".into(),
+                pg_url("db+postgresql", &rb.user, &rb.password, rb.port, &stack.shape.result_backend_alias()),
+            ),
+            ("AIRFLOW__CELERY__BROKER_URL".into(), redis.url()),
+            ("AIRFLOW__CELERY__WORKER_CONCURRENCY".into(), "1".into()),
+            ("AIRFLOW__LOGGING__BASE_LOG_FOLDER".into(), dir.join("logs").display().to_string()),
+            // Both default to fixed ports (8793/8794): two runs side by side would collide.
+            ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT".into(), crate::ports::free_port()?.to_string()),
+            ("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT".into(), crate::ports::free_port()?.to_string()),
+        ];
+        match version {
+            Version::Airflow3 => {
+                let passwords = secrets.join("simple_auth_manager_passwords.json");
+                write_private(&passwords, json!({ &admin_user: admin_password.expose() }).to_string().as_bytes())?;
+                env.extend([
+                    ("AIRFLOW__API__HOST".into(), "127.0.0.1".into()),
+                    ("AIRFLOW__API__PORT".into(), port.to_string()),
+                    ("AIRFLOW__API__BASE_URL".into(), base_url.clone()),
+                    ("AIRFLOW__API__WORKERS".into(), "1".into()),
+                    ("AIRFLOW__CORE__EXECUTION_API_SERVER_URL".into(), format!("{base_url}/execution/")),
+                    ("AIRFLOW__API_AUTH__JWT_SECRET".into(), Secret::generate().expose().into()),
+                    ("AIRFLOW__API__SECRET_KEY".into(), Secret::generate().expose().into()),
+                    (
+                        "AIRFLOW__CORE__AUTH_MANAGER".into(),
+                        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager".into(),
+                    ),
+                    ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS".into(), format!("{admin_user}:admin")),
+                    ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE".into(), passwords.display().to_string()),
+                ]);
+            }
+            Version::Airflow2 => env.extend([
+                ("AIRFLOW__WEBSERVER__WEB_SERVER_HOST".into(), "127.0.0.1".into()),
+                ("AIRFLOW__WEBSERVER__WEB_SERVER_PORT".into(), port.to_string()),
+                ("AIRFLOW__WEBSERVER__BASE_URL".into(), base_url.clone()),
+                ("AIRFLOW__WEBSERVER__WORKERS".into(), "1".into()),
+                ("AIRFLOW__WEBSERVER__SECRET_KEY".into(), Secret::generate().expose().into()),
+                (
+                    "AIRFLOW__API__AUTH_BACKENDS".into(),
+                    "airflow.providers.fab.auth_manager.api.auth.backend.basic_auth,airflow.api.auth.backend.session".into(),
+                ),
+            ]),
+        }
+        let mut af = Airflow {
+            version,
+            dir: dir.to_path_buf(),
+            base_url,
+            admin_user,
+            admin_password,
+            schema: Schema::Migrated,
+            timings,
+            principal: metadata.user.clone(),
+            pgbouncer_log,
+            pgbouncer_offset,
+            python: venv.join("bin/python"),
+            env,
+            redis: Some(redis),
+            components: Vec::new(),
+            create_admin: None,
+            started,
+        };
+
+        let t = Instant::now();
+        let cached = template::path(version)?;
+        if opts.use_template && cached.exists() {
+            template::restore(stack, &cached).await?;
+            af.schema = Schema::Template;
+        } else {
+            af.run_once("migrate", &["db", "migrate"], Duration::from_secs(180), r"(?i)database migrat\w* done").await?;
+            template::save(stack, &cached).await?;
+        }
+        af.timings.push(("schema_s".to_string(), t.elapsed().as_secs_f64()));
+
+        let worker = ["celery", "worker", "--without-mingle", "--without-gossip", "--concurrency", "1"];
+        let components: Vec<(&str, Vec<&str>)> = match version {
+            Version::Airflow3 => vec![
+                ("api-server", vec!["api-server"]),
+                ("scheduler", vec!["scheduler"]),
+                ("dag-processor", vec!["dag-processor"]),
+                ("triggerer", vec!["triggerer"]),
+                ("celery-worker", worker.to_vec()),
+            ],
+            Version::Airflow2 => vec![
+                ("webserver", vec!["webserver"]),
+                ("scheduler", vec!["scheduler"]),
+                ("triggerer", vec!["triggerer"]),
+                ("celery-worker", worker.to_vec()),
+            ],
+        };
+        for (name, args) in components {
+            let p = Process::start(&af.spec(name, &args), &dir.join(format!("{name}.log"))).await?;
+            af.components.push(p);
+        }
+        if version == Version::Airflow2 {
+            // The password stays out of the command line (and so out of `ps`): the CLI reads it
+            // from the environment of this one process.
+            let code = "import os, sys\nsys.argv = ['airflow', 'users', 'create', '--role', 'Admin', '--username', os.environ['HARNESS_ADMIN_USER'], '--password', os.environ['HARNESS_ADMIN_PASSWORD'], '--firstname', 'Harness', '--lastname', 'Admin', '--email', 'admin@example.test']\nfrom airflow.__main__ import main\nmain()\n";
+            let spec = af
+                .spec("create-admin", &[])
+                .env("HARNESS_ADMIN_USER", af.admin_user.clone())
+                .env("HARNESS_ADMIN_PASSWORD", af.admin_password.expose());
+            let mut spec = spec;
+            spec.args = vec!["-c".into(), code.into()];
+            af.create_admin = Some(Process::start(&spec, &dir.join("create-admin.log")).await?);
+        }
+        Ok(af)
+    }
+
+    fn spec(&self, name: &str, args: &[&str]) -> Spec {
+        let mut spec = Spec::new(name, &self.python)
+            .args(["-m", "airflow"])
+            .args(args.iter().copied())
+            .envs(&self.env)
+            .ready_when(Readiness::None, Duration::from_secs(1));
+        spec.cwd = Some(self.dir.clone());
+        // Airflow logs in with a password only; Kerberos is PgBouncer's business, and an
+        // inherited ticket cache must not make the path look Kerberized when it is not.
+        spec.env_remove = ["VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "AIRFLOW_CONFIG", "KRB5CCNAME", "KRB5_CONFIG", "KRB5_CLIENT_KTNAME", "KRB5_KTNAME"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        spec.stop_grace = Duration::from_secs(5);
+        spec
+    }
+
+    /// What PgBouncer's log says went wrong since Airflow started, if anything.
+    pub fn finding(&self) -> Option<diagnose::Finding> {
+        diagnose::pgbouncer(&self.pgbouncer_log, self.pgbouncer_offset, &self.principal)
+    }
+
+    /// Runs one Airflow command to completion, watching PgBouncer's log so a login failure ends
+    /// it at once instead of after the command's own retries.
+    async fn run_once(&mut self, name: &str, args: &[&str], limit: Duration, success: &str) -> Result<()> {
+        let log = self.dir.join(format!("{name}.log"));
+        let mut p = Process::start(&self.spec(name, args), &log).await?;
+        let ok = regex::Regex::new(success)?;
+        let deadline = Instant::now() + limit;
+        loop {
+            if !p.is_running() {
+                p.stop().await;
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if ok.is_match(&text) {
+                    return Ok(());
+                }
+                bail!("{}", self.failure(&format!("`airflow {}` failed", args.join(" ")), &log));
+            }
+            if self.finding().is_some() {
+                p.stop().await;
+                bail!("{}", self.failure(&format!("`airflow {}` cannot reach the metadata database", args.join(" ")), &log));
+            }
+            if Instant::now() > deadline {
+                p.stop().await;
+                bail!("{}", self.failure(&format!("`airflow {}` did not finish within {limit:?}", args.join(" ")), &log));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A failure message: PgBouncer's diagnosis when it has one (the cause), else the log of the
+    /// Airflow process that failed (the symptom).
+    fn failure(&self, what: &str, log: &Path) -> String {
+        match self.finding() {
+            Some(f) => format!("{what}: {f}"),
+            None => format!("{what}; last lines of {}:\n{}", log.display(), tail(log, 15)),
+        }
+    }
+
+    pub fn health_url(&self) -> String {
+        format!("{}{}", self.base_url, self.version.health_path())
+    }
+
+    /// Polls the health endpoint until every component is healthy. A component that exited, a
+    /// login failure in PgBouncer's log, or the broker dying ends the wait at once.
+    pub async fn wait_healthy(&mut self, limit: Duration) -> Result<Health> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
+        let deadline = Instant::now() + limit;
+        let url = self.health_url();
+        let mut last: Option<Health> = None;
+        let mut admin_done = self.create_admin.is_none();
+        loop {
+            if let Some(f) = self.finding() {
+                let health = last.as_ref().map(|h| format!(" (health: {})", h.summary())).unwrap_or_default();
+                bail!("Airflow cannot reach its metadata database through PgBouncer{health}: {f}");
+            }
+            if let Some(name) = self.exited().first() {
+                let log = self.component_log(name);
+                bail!("{}", self.failure(&format!("Airflow's {name} exited during start-up"), &log));
+            }
+            if !self.redis.as_mut().is_some_and(|r| r.is_running()) {
+                bail!("the Celery broker (redis-server) exited; see {}", self.dir.join("redis/redis.log").display());
+            }
+            if let Some(p) = self.create_admin.as_mut().filter(|_| !admin_done) {
+                if !p.is_running() {
+                    let log = p.log.clone();
+                    if !std::fs::read_to_string(&log).unwrap_or_default().contains("created with role") {
+                        bail!("{}", self.failure("creating Airflow 2's admin user failed", &log));
+                    }
+                    admin_done = true;
+                }
+            }
+            if let Ok(resp) = http.get(&url).send().await {
+                if let Ok(body) = resp.text().await {
+                    if let Ok(h) = health::parse(&body) {
+                        if h.all_healthy(self.version) && admin_done {
+                            self.timings.push(("to_healthy_s".to_string(), self.started.elapsed().as_secs_f64()));
+                            return Ok(h);
+                        }
+                        last = Some(h);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let state = match &last {
+                    Some(h) => format!("not healthy: {}; health says {}", h.not_healthy(self.version).join(", "), h.summary()),
+                    None => format!("{url} never answered"),
+                };
+                bail!(
+                    "Airflow {} did not become healthy within {limit:?} ({state}); component logs are in {}",
+                    self.version.pin(),
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn health(&self) -> Result<Health> {
+        let body = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?
+            .get(self.health_url())
+            .send()
+            .await
+            .with_context(|| format!("GET {}", self.health_url()))?
+            .text()
+            .await?;
+        health::parse(&body)
+    }
+
+    /// The components whose process has exited.
+    pub fn exited(&mut self) -> Vec<String> {
+        self.components.iter_mut().filter_map(|p| (!p.is_running()).then(|| p.name.clone())).collect()
+    }
+
+    pub fn component_log(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// Process-group ids of the running components (to prove nothing is left after stop).
+    pub fn pids(&self) -> Vec<u32> {
+        self.components.iter().filter_map(Process::pid).collect()
+    }
+
+    /// Stops every Airflow process (SIGTERM to each group at once, a grace period, SIGKILL), then
+    /// the broker. Call it before stopping PgBouncer and PostgreSQL.
+    pub async fn stop(&mut self) {
+        let mut all: Vec<&mut Process> = self.components.iter_mut().collect();
+        if let Some(p) = self.create_admin.as_mut() {
+            all.push(p);
+        }
+        futures::future::join_all(all.into_iter().map(|p| p.stop())).await;
+        self.components.clear();
+        self.create_admin = None;
+        if let Some(mut r) = self.redis.take() {
+            r.stop().await;
+        }
+    }
+
+    // ---- the REST API: trigger the probe DAG and follow its run ----
+
+    async fn api(&self) -> Result<Api> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let auth = match self.version {
+            Version::Airflow3 => {
+                let resp = http
+                    .post(format!("{}/auth/token", self.base_url))
+                    .json(&json!({"username": self.admin_user, "password": self.admin_password.expose()}))
+                    .send()
+                    .await
+                    .context("requesting an API token from Airflow's api-server")?;
+                let status = resp.status();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                let token = body.get("access_token").and_then(Value::as_str).with_context(|| {
+                    format!("Airflow's api-server gave no token for the admin user (HTTP {status}): check the SimpleAuthManager users and passwords file")
+                })?;
+                ApiAuth::Bearer(token.to_string())
+            }
+            Version::Airflow2 => ApiAuth::Basic(self.admin_user.clone(), self.admin_password.clone()),
+        };
+        let prefix = match self.version {
+            Version::Airflow3 => "/api/v2",
+            Version::Airflow2 => "/api/v1",
+        };
+        Ok(Api { http, base: format!("{}{prefix}", self.base_url), auth })
+    }
+
+    /// Waits until the DAG is parsed, triggers a run and returns its id.
+    pub async fn trigger_dag(&mut self, dag_id: &str, limit: Duration) -> Result<String> {
+        let api = self.api().await?;
+        let deadline = Instant::now() + limit;
+        loop {
+            let (status, body) = api.get(&format!("/dags/{dag_id}")).await?;
+            if status == 200 {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the DAG `{dag_id}` did not appear in Airflow within {limit:?} (HTTP {status}: {body}); is it in airflow/dags/ and does it parse? See {}",
+                    self.dir.join("logs").display()
+                );
+            }
+            self.check_alive()?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let body = match self.version {
+            Version::Airflow3 => json!({"logical_date": null, "conf": {}}),
+            Version::Airflow2 => json!({"conf": {}}),
+        };
+        let (status, resp) = api.post(&format!("/dags/{dag_id}/dagRuns"), &body).await?;
+        let id = resp.get("dag_run_id").and_then(Value::as_str);
+        match id {
+            Some(id) if status < 300 => Ok(id.to_string()),
+            _ => bail!("triggering `{dag_id}` failed (HTTP {status}): {resp}"),
+        }
+    }
+
+    /// Follows a DAG run to a final state; returns the run's JSON when it succeeded.
+    pub async fn wait_dag_run(&mut self, dag_id: &str, run_id: &str, limit: Duration) -> Result<Value> {
+        let api = self.api().await?;
+        let deadline = Instant::now() + limit;
+        let path = format!("/dags/{dag_id}/dagRuns/{}", url_part(run_id));
+        loop {
+            let (status, body) = api.get(&path).await?;
+            let state = body.get("state").and_then(Value::as_str).unwrap_or("");
+            match state {
+                "success" => return Ok(body),
+                "failed" => bail!(
+                    "the run {run_id} of `{dag_id}` failed; task logs are under {} and the worker's log is {}",
+                    self.dir.join("logs").display(),
+                    self.component_log("celery-worker").display()
+                ),
+                _ => {}
+            }
+            if let Some(f) = self.finding() {
+                bail!("the run {run_id} of `{dag_id}` cannot finish: {f}");
+            }
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "the run {run_id} of `{dag_id}` did not finish within {limit:?} (HTTP {status}, state `{state}`); the worker's log is {}",
+                    self.component_log("celery-worker").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// The task instances of a run (state, hostname, executor...).
+    pub async fn task_instances(&self, dag_id: &str, run_id: &str) -> Result<Value> {
+        let api = self.api().await?;
+        let (_, body) = api.get(&format!("/dags/{dag_id}/dagRuns/{}/taskInstances", url_part(run_id))).await?;
+        Ok(body)
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        let dead = self.exited();
+        if let Some(name) = dead.first() {
+            let log = self.component_log(name);
+            bail!("{}", self.failure(&format!("Airflow's {name} exited"), &log));
+        }
+        Ok(())
+    }
+}
+
+enum ApiAuth {
+    Bearer(String),
+    Basic(String, Secret),
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    auth: ApiAuth,
+}
+
+impl Api {
+    fn with_auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            ApiAuth::Bearer(t) => rb.bearer_auth(t),
+            ApiAuth::Basic(u, p) => rb.basic_auth(u, Some(p.expose())),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<(u16, Value)> {
+        let resp = self.with_auth(self.http.get(format!("{}{path}", self.base))).send().await.with_context(|| format!("GET {path}"))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let resp = self
+            .with_auth(self.http.post(format!("{}{path}", self.base)))
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+}
+
+/// From nothing to every Airflow component healthy over HTTP: realm, PostgreSQL, PgBouncer,
+/// broker, schema (cached or migrated), the Airflow processes. What `cargo xtask bench` times.
+pub async fn full_flow_once(dir: &Path, version: Version, use_template: bool) -> Result<(Duration, Vec<(String, f64)>)> {
+    let started = Instant::now();
+    let mut stack = Stack::up(dir, crate::stack::Shape::default()).await?;
+    let result = async {
+        let opts = stack.default_pgbouncer_options();
+        stack.start_pgbouncer(&opts).await?;
+        let af_opts = Options { use_template, ..Options::new(version) };
+        let mut af = Airflow::start(&stack, &af_opts, &dir.join("airflow")).await?;
+        let healthy = af.wait_healthy(Duration::from_secs(180)).await;
+        let took = started.elapsed();
+        af.stop().await;
+        healthy?;
+        Ok((took, af.timings.clone()))
+    }
+    .await;
+    stack.down().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_name_the_choices() {
+        assert_eq!(Version::parse("3").unwrap(), Version::Airflow3);
+        assert_eq!(Version::parse("2.11.2").unwrap(), Version::Airflow2);
+        let e = Version::parse("1.10").unwrap_err().to_string();
+        assert!(e.contains("use 3") && e.contains("2.11.2"), "{e}");
+    }
+
+    #[test]
+    fn principals_are_encoded_in_urls() {
+        assert_eq!(
+            pg_url("postgresql", "astro_user@EXAMPLE.TEST", "pw", 6543, "r-metadata"),
+            "postgresql://astro_user%40EXAMPLE.TEST:pw@127.0.0.1:6543/r-metadata"
+        );
+    }
+}
