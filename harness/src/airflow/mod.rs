@@ -192,6 +192,19 @@ impl Airflow {
         ];
         match version {
             Version::Airflow3 => {
+                let async_url = pg_url(
+                    "postgresql+asyncpg",
+                    &metadata.user,
+                    &metadata.password,
+                    metadata.port,
+                    &stack.shape.metadata_alias(),
+                );
+                env.extend([
+                    ("PYTHONPATH".into(), crate::run::workspace_root().join("airflow/config").display().to_string()),
+                    ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS".into(), "harness_pgbouncer.SYNC".into()),
+                    ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC".into(), "harness_pgbouncer.ASYNC".into()),
+                    ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC".into(), format!("{async_url}?prepared_statement_cache_size=0")),
+                ]);
                 let passwords = secrets.join("simple_auth_manager_passwords.json");
                 write_private(&passwords, json!({ &admin_user: admin_password.expose() }).to_string().as_bytes())?;
                 env.extend([
@@ -450,7 +463,7 @@ impl Airflow {
     // ---- the REST API: trigger the probe DAG and follow its run ----
 
     async fn api(&self) -> Result<Api> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
         let auth = match self.version {
             Version::Airflow3 => {
                 let resp = http
@@ -480,7 +493,9 @@ impl Airflow {
         let api = self.api().await?;
         let deadline = Instant::now() + limit;
         loop {
-            let (status, body) = api.get(&format!("/dags/{dag_id}")).await?;
+            // A busy api-server may miss one poll (its execution API blocks it for seconds on two
+            // loaded cores); only the deadline ends the wait.
+            let (status, body) = api.get(&format!("/dags/{dag_id}")).await.unwrap_or((0, Value::Null));
             if status == 200 {
                 break;
             }
@@ -511,7 +526,7 @@ impl Airflow {
         let deadline = Instant::now() + limit;
         let path = format!("/dags/{dag_id}/dagRuns/{}", url_part(run_id));
         loop {
-            let (status, body) = api.get(&path).await?;
+            let (status, body) = api.get(&path).await.unwrap_or((0, Value::Null));
             let state = body.get("state").and_then(Value::as_str).unwrap_or("");
             match state {
                 "success" => return Ok(body),

@@ -178,8 +178,8 @@ async fn run_succeeds(w: &mut World) -> Result<()> {
     let worker_log_path = af.component_log("celery-worker");
     save(w, "dag-run.json", &serde_json::to_string_pretty(&serde_json::json!({"run": body, "task_instances": tis}))?)?;
     ensure!(
-        worker_log.contains("succeeded"),
-        "the run succeeded, but the Celery worker's log ({}) shows no task that succeeded on it",
+        worker_log.contains("] received"),
+        "the run succeeded, but the Celery worker's log ({}) shows no task it received: did another executor run it?",
         worker_log_path.display()
     );
     // The worker stored the task's result through PgBouncer's result-backend alias.
