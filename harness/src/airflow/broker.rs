@@ -32,15 +32,27 @@ impl Redis {
         let log = dir.join("redis.log");
         let mut spec = Spec::new("redis", crate::tools::path("redis-server")?)
             .arg(conf.display().to_string())
-            .ready_when(Readiness::LogLine("Ready to accept connections".into()), Duration::from_secs(15));
+            .ready_when(
+                Readiness::LogLine("Ready to accept connections".into()),
+                Duration::from_secs(15),
+            );
         spec.stop_grace = Duration::from_secs(2);
         let process = Process::start(&spec, &log).await?;
-        Ok(Redis { port, log, password, process: Some(process) })
+        Ok(Redis {
+            port,
+            log,
+            password,
+            process: Some(process),
+        })
     }
 
     /// The Celery broker URL (`AIRFLOW__CELERY__BROKER_URL`).
     pub fn url(&self) -> String {
-        format!("redis://:{}@127.0.0.1:{}/0", self.password.expose(), self.port)
+        format!(
+            "redis://:{}@127.0.0.1:{}/0",
+            self.password.expose(),
+            self.port
+        )
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -33,7 +33,9 @@ fn landmarks(version: Version) -> &'static [&'static str] {
 
 pub async fn check_ui(af: &Airflow, out_dir: &Path, limit: Duration) -> Result<UiCheck> {
     let port = crate::ports::free_port()?;
-    let profile = tempfile::Builder::new().prefix("chromium-").tempdir_in(out_dir)?;
+    let profile = tempfile::Builder::new()
+        .prefix("chromium-")
+        .tempdir_in(out_dir)?;
     let args = [
         "--headless".to_string(),
         "--no-sandbox".into(),
@@ -52,14 +54,20 @@ pub async fn check_ui(af: &Airflow, out_dir: &Path, limit: Duration) -> Result<U
     ];
     let mut spec = Spec::new("chromium", crate::tools::path("chromium")?)
         .args(args)
-        .ready_when(Readiness::LogLine("DevTools listening on".into()), Duration::from_secs(30));
+        .ready_when(
+            Readiness::LogLine("DevTools listening on".into()),
+            Duration::from_secs(30),
+        );
     spec.stop_grace = Duration::from_secs(2);
     let mut chromium = Process::start(&spec, &out_dir.join("chromium.log")).await?;
     let result = tokio::time::timeout(limit, drive(af, port, out_dir)).await;
     chromium.stop().await;
     match result {
         Ok(r) => r,
-        Err(_) => bail!("the browser check of {} did not finish within {limit:?}", af.base_url),
+        Err(_) => bail!(
+            "the browser check of {} did not finish within {limit:?}",
+            af.base_url
+        ),
     }
 }
 
@@ -114,7 +122,10 @@ async fn drive(af: &Airflow, port: u16, out_dir: &Path) -> Result<UiCheck> {
 }
 
 async fn visible_text(page: &Page) -> Result<String> {
-    Ok(page.evaluate("document.body ? document.body.innerText : ''").await?.into_value::<String>()?)
+    Ok(page
+        .evaluate("document.body ? document.body.innerText : ''")
+        .await?
+        .into_value::<String>()?)
 }
 
 /// Airflow 3's UI is a client-side app: the load event says nothing, so wait for the element.
@@ -125,7 +136,10 @@ async fn wait_for(page: &Page, selector: &str, limit: Duration) -> Result<chromi
             return Ok(e);
         }
         if Instant::now() > deadline {
-            bail!("no `{selector}` on {} within {limit:?}", page.url().await.ok().flatten().unwrap_or_default());
+            bail!(
+                "no `{selector}` on {} within {limit:?}",
+                page.url().await.ok().flatten().unwrap_or_default()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

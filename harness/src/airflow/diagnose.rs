@@ -16,7 +16,13 @@ pub struct Finding {
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}\n  PgBouncer log {}: {}", self.diagnosis, self.location, self.line.trim())
+        write!(
+            f,
+            "{}\n  PgBouncer log {}: {}",
+            self.diagnosis,
+            self.location,
+            self.line.trim()
+        )
     }
 }
 
@@ -44,15 +50,22 @@ const RULES: &[Rule] = &[
     },
     Rule {
         needle: "GSSAPI login to server failed",
-        diagnosis: |_| "PgBouncer's GSSAPI login to PostgreSQL failed; the GSS status below names the cause".to_string(),
+        diagnosis: |_| {
+            "PgBouncer's GSSAPI login to PostgreSQL failed; the GSS status below names the cause"
+                .to_string()
+        },
     },
     Rule {
         needle: "GSSAPI login to server rejected by server",
-        diagnosis: |_| "PostgreSQL rejected PgBouncer's GSSAPI login; the server's message below names the cause".to_string(),
+        diagnosis: |_| {
+            "PostgreSQL rejected PgBouncer's GSSAPI login; the server's message below names the cause".to_string()
+        },
     },
     Rule {
         needle: "no such database",
-        diagnosis: |_| "Airflow asks PgBouncer for a database alias it does not define: the `<release>-metadata` / `<release>-result-backend` lines are missing from [databases]".to_string(),
+        diagnosis: |_| {
+            "Airflow asks PgBouncer for a database alias it does not define: the `<release>-metadata` / `<release>-result-backend` lines are missing from [databases]".to_string()
+        },
     },
 ];
 
@@ -63,7 +76,11 @@ pub fn pgbouncer(log: &Path, offset: u64, user: &str) -> Option<Finding> {
     let skipped_lines = bytes[..start].iter().filter(|b| **b == b'\n').count();
     let text = String::from_utf8_lossy(&bytes[start..]);
     for rule in RULES {
-        if let Some((i, line)) = text.lines().enumerate().find(|(_, l)| l.contains(rule.needle)) {
+        if let Some((i, line)) = text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(rule.needle))
+        {
             return Some(Finding {
                 diagnosis: (rule.diagnosis)(user),
                 location: format!("{}:{}", log.display(), skipped_lines + i + 1),
@@ -93,6 +110,9 @@ mod tests {
         assert!(f.location.ends_with("pgbouncer.log:3"), "{}", f.location);
         assert!(pgbouncer(&log, std::fs::metadata(&log).unwrap().len(), "u").is_none());
         let f = pgbouncer(&log, 0, "u@R").unwrap();
-        assert!(f.diagnosis.contains("does not match users.txt") && f.diagnosis.contains("u@R"), "{f}");
+        assert!(
+            f.diagnosis.contains("does not match users.txt") && f.diagnosis.contains("u@R"),
+            "{f}"
+        );
     }
 }

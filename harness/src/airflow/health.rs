@@ -24,20 +24,33 @@ pub fn expected(version: Version) -> &'static [&'static str] {
 
 pub fn parse(body: &str) -> Result<Health> {
     let raw: Value = serde_json::from_str(body).with_context(|| {
-        format!("the health endpoint did not answer JSON: {}", body.chars().take(200).collect::<String>())
+        format!(
+            "the health endpoint did not answer JSON: {}",
+            body.chars().take(200).collect::<String>()
+        )
     })?;
-    let obj = raw.as_object().context("the health JSON is not an object")?;
+    let obj = raw
+        .as_object()
+        .context("the health JSON is not an object")?;
     let components = obj
         .iter()
         .filter(|(_, v)| v.is_object())
-        .map(|(k, v)| (k.clone(), v.get("status").and_then(Value::as_str).map(str::to_string)))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.get("status").and_then(Value::as_str).map(str::to_string),
+            )
+        })
         .collect();
     Ok(Health { raw, components })
 }
 
 impl Health {
     pub fn status(&self, component: &str) -> Option<&str> {
-        self.components.iter().find(|(k, _)| k == component).and_then(|(_, s)| s.as_deref())
+        self.components
+            .iter()
+            .find(|(k, _)| k == component)
+            .and_then(|(_, s)| s.as_deref())
     }
 
     /// The expected components that are not `healthy`, with what Airflow says about them.
@@ -77,8 +90,18 @@ mod tests {
     #[case(Version::Airflow3, AF3_OK, true, "")]
     #[case(Version::Airflow3, AF3_NO_DP, false, "dag_processor=null")]
     #[case(Version::Airflow2, AF2_OK, true, "")]
-    #[case(Version::Airflow2, DB_DOWN, false, "metadatabase=unhealthy, scheduler=unhealthy, triggerer=null")]
-    fn verdict_comes_from_the_body(#[case] v: Version, #[case] body: &str, #[case] ok: bool, #[case] bad: &str) {
+    #[case(
+        Version::Airflow2,
+        DB_DOWN,
+        false,
+        "metadatabase=unhealthy, scheduler=unhealthy, triggerer=null"
+    )]
+    fn verdict_comes_from_the_body(
+        #[case] v: Version,
+        #[case] body: &str,
+        #[case] ok: bool,
+        #[case] bad: &str,
+    ) {
         let h = parse(body).unwrap();
         assert_eq!(h.all_healthy(v), ok);
         assert_eq!(h.not_healthy(v).join(", "), bad);

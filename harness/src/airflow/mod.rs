@@ -43,10 +43,16 @@ impl Version {
 
     /// `3`, `3.3.2`, `2`, `2.11.2` (what `E2E_AIRFLOW` and scenario parameters say).
     pub fn parse(s: &str) -> Result<Version> {
-        match s.trim().trim_start_matches("airflow").trim_start_matches('-') {
+        match s
+            .trim()
+            .trim_start_matches("airflow")
+            .trim_start_matches('-')
+        {
             "3" | "3.3.2" => Ok(Version::Airflow3),
             "2" | "2.11.2" => Ok(Version::Airflow2),
-            other => bail!("unknown Airflow version `{other}`: use 3 (3.3.2, the default) or 2 (2.11.2)"),
+            other => {
+                bail!("unknown Airflow version `{other}`: use 3 (3.3.2, the default) or 2 (2.11.2)")
+            }
         }
     }
 
@@ -70,9 +76,17 @@ impl Version {
 /// on two cores more than two at a time only makes all of them slower.
 pub async fn slot() -> tokio::sync::OwnedSemaphorePermit {
     static SLOTS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
-    let n = std::env::var("E2E_AIRFLOW_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(2usize).max(1);
-    let sem = SLOTS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(n))).clone();
-    sem.acquire_owned().await.expect("the Airflow semaphore is never closed")
+    let n = std::env::var("E2E_AIRFLOW_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2usize)
+        .max(1);
+    let sem = SLOTS
+        .get_or_init(|| Arc::new(tokio::sync::Semaphore::new(n)))
+        .clone();
+    sem.acquire_owned()
+        .await
+        .expect("the Airflow semaphore is never closed")
 }
 
 #[derive(Debug, Clone)]
@@ -87,7 +101,11 @@ pub struct Options {
 
 impl Options {
     pub fn new(version: Version) -> Options {
-        Options { version, metadata_password: None, use_template: true }
+        Options {
+            version,
+            metadata_password: None,
+            use_template: true,
+        }
     }
 }
 
@@ -125,14 +143,21 @@ pub struct Airflow {
 fn url_part(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 fn pg_url(scheme: &str, user: &str, password: &str, port: u16, db: &str) -> String {
-    format!("{scheme}://{}:{}@127.0.0.1:{port}/{}", url_part(user), url_part(password), url_part(db))
+    format!(
+        "{scheme}://{}:{}@127.0.0.1:{port}/{}",
+        url_part(user),
+        url_part(password),
+        url_part(db)
+    )
 }
 
 impl Airflow {
@@ -146,8 +171,11 @@ impl Airflow {
             .as_ref()
             .context("PgBouncer is not running: Airflow reaches the database only through PgBouncer, start it first")?;
         let pgbouncer_log = pgb.log.clone();
-        let pgbouncer_offset = std::fs::metadata(&pgbouncer_log).map(|m| m.len()).unwrap_or(0);
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+        let pgbouncer_offset = std::fs::metadata(&pgbouncer_log)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
         let secrets = dir.join("secrets");
         std::fs::create_dir_all(&secrets)?;
 
@@ -164,31 +192,70 @@ impl Airflow {
         let admin_user = "admin".to_string();
         let admin_password = Secret::generate();
         let metadata = stack.metadata_target(
-            opts.metadata_password.as_ref().map(Secret::expose).unwrap_or(stack.client_password.expose()),
+            opts.metadata_password
+                .as_ref()
+                .map(Secret::expose)
+                .unwrap_or(stack.client_password.expose()),
         );
         let rb = stack.metadata_target(stack.client_password.expose());
         let mut env: Vec<(String, String)> = vec![
-            ("AIRFLOW_HOME".into(), dir.join("home").display().to_string()),
-            ("AIRFLOW__CORE__DAGS_FOLDER".into(), crate::run::workspace_root().join("airflow/dags").display().to_string()),
+            (
+                "AIRFLOW_HOME".into(),
+                dir.join("home").display().to_string(),
+            ),
+            (
+                "AIRFLOW__CORE__DAGS_FOLDER".into(),
+                crate::run::workspace_root()
+                    .join("airflow/dags")
+                    .display()
+                    .to_string(),
+            ),
             ("AIRFLOW__CORE__EXECUTOR".into(), "CeleryExecutor".into()),
             ("AIRFLOW__CORE__PARALLELISM".into(), "2".into()),
             ("AIRFLOW__CORE__LOAD_EXAMPLES".into(), "False".into()),
-            ("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION".into(), "False".into()),
-            ("AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS".into(), "False".into()),
+            (
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION".into(),
+                "False".into(),
+            ),
+            (
+                "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS".into(),
+                "False".into(),
+            ),
             (
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN".into(),
-                pg_url("postgresql", &metadata.user, &metadata.password, metadata.port, &stack.shape.metadata_alias()),
+                pg_url(
+                    "postgresql",
+                    &metadata.user,
+                    &metadata.password,
+                    metadata.port,
+                    &stack.shape.metadata_alias(),
+                ),
             ),
             (
                 "AIRFLOW__CELERY__RESULT_BACKEND".into(),
-                pg_url("db+postgresql", &rb.user, &rb.password, rb.port, &stack.shape.result_backend_alias()),
+                pg_url(
+                    "db+postgresql",
+                    &rb.user,
+                    &rb.password,
+                    rb.port,
+                    &stack.shape.result_backend_alias(),
+                ),
             ),
             ("AIRFLOW__CELERY__BROKER_URL".into(), redis.url()),
             ("AIRFLOW__CELERY__WORKER_CONCURRENCY".into(), "1".into()),
-            ("AIRFLOW__LOGGING__BASE_LOG_FOLDER".into(), dir.join("logs").display().to_string()),
+            (
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER".into(),
+                dir.join("logs").display().to_string(),
+            ),
             // Both default to fixed ports (8793/8794): two runs side by side would collide.
-            ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT".into(), crate::ports::free_port()?.to_string()),
-            ("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT".into(), crate::ports::free_port()?.to_string()),
+            (
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT".into(),
+                crate::ports::free_port()?.to_string(),
+            ),
+            (
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT".into(),
+                crate::ports::free_port()?.to_string(),
+            ),
         ];
         match version {
             Version::Airflow3 => {
@@ -260,12 +327,26 @@ impl Airflow {
             template::restore(stack, &cached).await?;
             af.schema = Schema::Template;
         } else {
-            af.run_once("migrate", &["db", "migrate"], Duration::from_secs(180), r"(?i)database migrat\w* done").await?;
+            af.run_once(
+                "migrate",
+                &["db", "migrate"],
+                Duration::from_secs(180),
+                r"(?i)database migrat\w* done",
+            )
+            .await?;
             template::save(stack, &cached).await?;
         }
-        af.timings.push(("schema_s".to_string(), t.elapsed().as_secs_f64()));
+        af.timings
+            .push(("schema_s".to_string(), t.elapsed().as_secs_f64()));
 
-        let worker = ["celery", "worker", "--without-mingle", "--without-gossip", "--concurrency", "1"];
+        let worker = [
+            "celery",
+            "worker",
+            "--without-mingle",
+            "--without-gossip",
+            "--concurrency",
+            "1",
+        ];
         let components: Vec<(&str, Vec<&str>)> = match version {
             Version::Airflow3 => vec![
                 ("api-server", vec!["api-server"]),
@@ -314,10 +395,19 @@ impl Airflow {
         spec.cwd = Some(self.dir.clone());
         // Airflow logs in with a password only; Kerberos is PgBouncer's business, and an
         // inherited ticket cache must not make the path look Kerberized when it is not.
-        spec.env_remove = ["VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "AIRFLOW_CONFIG", "KRB5CCNAME", "KRB5_CONFIG", "KRB5_CLIENT_KTNAME", "KRB5_KTNAME"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        spec.env_remove = [
+            "VIRTUAL_ENV",
+            "PYTHONPATH",
+            "PYTHONHOME",
+            "AIRFLOW_CONFIG",
+            "KRB5CCNAME",
+            "KRB5_CONFIG",
+            "KRB5_CLIENT_KTNAME",
+            "KRB5_KTNAME",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         spec.stop_grace = Duration::from_secs(5);
         spec
     }
@@ -329,7 +419,13 @@ impl Airflow {
 
     /// Runs one Airflow command to completion, watching PgBouncer's log so a login failure ends
     /// it at once instead of after the command's own retries.
-    async fn run_once(&mut self, name: &str, args: &[&str], limit: Duration, success: &str) -> Result<()> {
+    async fn run_once(
+        &mut self,
+        name: &str,
+        args: &[&str],
+        limit: Duration,
+        success: &str,
+    ) -> Result<()> {
         let log = self.dir.join(format!("{name}.log"));
         let mut p = Process::start(&self.spec(name, args), &log).await?;
         let ok = regex::Regex::new(success)?;
@@ -341,15 +437,36 @@ impl Airflow {
                 if ok.is_match(&text) {
                     return Ok(());
                 }
-                bail!("{}", self.failure(&format!("`airflow {}` failed", args.join(" ")), &log));
+                bail!(
+                    "{}",
+                    self.failure(&format!("`airflow {}` failed", args.join(" ")), &log)
+                );
             }
             if self.finding().is_some() {
                 p.stop().await;
-                bail!("{}", self.failure(&format!("`airflow {}` cannot reach the metadata database", args.join(" ")), &log));
+                bail!(
+                    "{}",
+                    self.failure(
+                        &format!(
+                            "`airflow {}` cannot reach the metadata database",
+                            args.join(" ")
+                        ),
+                        &log
+                    )
+                );
             }
             if Instant::now() > deadline {
                 p.stop().await;
-                bail!("{}", self.failure(&format!("`airflow {}` did not finish within {limit:?}", args.join(" ")), &log));
+                bail!(
+                    "{}",
+                    self.failure(
+                        &format!(
+                            "`airflow {}` did not finish within {limit:?}",
+                            args.join(" ")
+                        ),
+                        &log
+                    )
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -360,7 +477,11 @@ impl Airflow {
     fn failure(&self, what: &str, log: &Path) -> String {
         match self.finding() {
             Some(f) => format!("{what}: {f}"),
-            None => format!("{what}; last lines of {}:\n{}", log.display(), tail(log, 15)),
+            None => format!(
+                "{what}; last lines of {}:\n{}",
+                log.display(),
+                tail(log, 15)
+            ),
         }
     }
 
@@ -371,28 +492,45 @@ impl Airflow {
     /// Polls the health endpoint until every component is healthy. A component that exited, a
     /// login failure in PgBouncer's log, or the broker dying ends the wait at once.
     pub async fn wait_healthy(&mut self, limit: Duration) -> Result<Health> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()?;
         let deadline = Instant::now() + limit;
         let url = self.health_url();
         let mut last: Option<Health> = None;
         let mut admin_done = self.create_admin.is_none();
         loop {
             if let Some(f) = self.finding() {
-                let health = last.as_ref().map(|h| format!(" (health: {})", h.summary())).unwrap_or_default();
+                let health = last
+                    .as_ref()
+                    .map(|h| format!(" (health: {})", h.summary()))
+                    .unwrap_or_default();
                 bail!("Airflow cannot reach its metadata database through PgBouncer{health}: {f}");
             }
             if let Some(name) = self.exited().first() {
                 let log = self.component_log(name);
-                bail!("{}", self.failure(&format!("Airflow's {name} exited during start-up"), &log));
+                bail!(
+                    "{}",
+                    self.failure(&format!("Airflow's {name} exited during start-up"), &log)
+                );
             }
             if !self.redis.as_mut().is_some_and(|r| r.is_running()) {
-                bail!("the Celery broker (redis-server) exited; see {}", self.dir.join("redis/redis.log").display());
+                bail!(
+                    "the Celery broker (redis-server) exited; see {}",
+                    self.dir.join("redis/redis.log").display()
+                );
             }
             if let Some(p) = self.create_admin.as_mut().filter(|_| !admin_done) {
                 if !p.is_running() {
                     let log = p.log.clone();
-                    if !std::fs::read_to_string(&log).unwrap_or_default().contains("created with role") {
-                        bail!("{}", self.failure("creating Airflow 2's admin user failed", &log));
+                    if !std::fs::read_to_string(&log)
+                        .unwrap_or_default()
+                        .contains("created with role")
+                    {
+                        bail!(
+                            "{}",
+                            self.failure("creating Airflow 2's admin user failed", &log)
+                        );
                     }
                     admin_done = true;
                 }
@@ -401,7 +539,10 @@ impl Airflow {
                 if let Ok(body) = resp.text().await {
                     if let Ok(h) = health::parse(&body) {
                         if h.all_healthy(self.version) && admin_done {
-                            self.timings.push(("to_healthy_s".to_string(), self.started.elapsed().as_secs_f64()));
+                            self.timings.push((
+                                "to_healthy_s".to_string(),
+                                self.started.elapsed().as_secs_f64(),
+                            ));
                             return Ok(h);
                         }
                         last = Some(h);
@@ -410,7 +551,11 @@ impl Airflow {
             }
             if Instant::now() > deadline {
                 let state = match &last {
-                    Some(h) => format!("not healthy: {}; health says {}", h.not_healthy(self.version).join(", "), h.summary()),
+                    Some(h) => format!(
+                        "not healthy: {}; health says {}",
+                        h.not_healthy(self.version).join(", "),
+                        h.summary()
+                    ),
                     None => format!("{url} never answered"),
                 };
                 bail!(
@@ -438,7 +583,10 @@ impl Airflow {
 
     /// The components whose process has exited.
     pub fn exited(&mut self) -> Vec<String> {
-        self.components.iter_mut().filter_map(|p| (!p.is_running()).then(|| p.name.clone())).collect()
+        self.components
+            .iter_mut()
+            .filter_map(|p| (!p.is_running()).then(|| p.name.clone()))
+            .collect()
     }
 
     pub fn component_log(&self, name: &str) -> PathBuf {
@@ -468,7 +616,9 @@ impl Airflow {
     // ---- the REST API: trigger the probe DAG and follow its run ----
 
     async fn api(&self) -> Result<Api> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
         let auth = match self.version {
             Version::Airflow3 => {
                 let resp = http
@@ -484,13 +634,19 @@ impl Airflow {
                 })?;
                 ApiAuth::Bearer(token.to_string())
             }
-            Version::Airflow2 => ApiAuth::Basic(self.admin_user.clone(), self.admin_password.clone()),
+            Version::Airflow2 => {
+                ApiAuth::Basic(self.admin_user.clone(), self.admin_password.clone())
+            }
         };
         let prefix = match self.version {
             Version::Airflow3 => "/api/v2",
             Version::Airflow2 => "/api/v1",
         };
-        Ok(Api { http, base: format!("{}{prefix}", self.base_url), auth })
+        Ok(Api {
+            http,
+            base: format!("{}{prefix}", self.base_url),
+            auth,
+        })
     }
 
     /// Waits until the DAG is parsed, triggers a run and returns its id.
@@ -500,7 +656,10 @@ impl Airflow {
         loop {
             // A busy api-server may miss one poll (its execution API blocks it for seconds on two
             // loaded cores); only the deadline ends the wait.
-            let (status, body) = api.get(&format!("/dags/{dag_id}")).await.unwrap_or((0, Value::Null));
+            let (status, body) = api
+                .get(&format!("/dags/{dag_id}"))
+                .await
+                .unwrap_or((0, Value::Null));
             if status == 200 {
                 break;
             }
@@ -526,7 +685,12 @@ impl Airflow {
     }
 
     /// Follows a DAG run to a final state; returns the run's JSON when it succeeded.
-    pub async fn wait_dag_run(&mut self, dag_id: &str, run_id: &str, limit: Duration) -> Result<Value> {
+    pub async fn wait_dag_run(
+        &mut self,
+        dag_id: &str,
+        run_id: &str,
+        limit: Duration,
+    ) -> Result<Value> {
         let api = self.api().await?;
         let deadline = Instant::now() + limit;
         let path = format!("/dags/{dag_id}/dagRuns/{}", url_part(run_id));
@@ -559,7 +723,12 @@ impl Airflow {
     /// The task instances of a run (state, hostname, executor...).
     pub async fn task_instances(&self, dag_id: &str, run_id: &str) -> Result<Value> {
         let api = self.api().await?;
-        let (_, body) = api.get(&format!("/dags/{dag_id}/dagRuns/{}/taskInstances", url_part(run_id))).await?;
+        let (_, body) = api
+            .get(&format!(
+                "/dags/{dag_id}/dagRuns/{}/taskInstances",
+                url_part(run_id)
+            ))
+            .await?;
         Ok(body)
     }
 
@@ -567,7 +736,10 @@ impl Airflow {
         let dead = self.exited();
         if let Some(name) = dead.first() {
             let log = self.component_log(name);
-            bail!("{}", self.failure(&format!("Airflow's {name} exited"), &log));
+            bail!(
+                "{}",
+                self.failure(&format!("Airflow's {name} exited"), &log)
+            );
         }
         Ok(())
     }
@@ -593,7 +765,11 @@ impl Api {
     }
 
     async fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let resp = self.with_auth(self.http.get(format!("{}{path}", self.base))).send().await.with_context(|| format!("GET {path}"))?;
+        let resp = self
+            .with_auth(self.http.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
@@ -616,7 +792,11 @@ impl Api {
 fn background(spec: &mut Spec) {
     let nice = Path::new("/usr/bin/nice");
     if nice.exists() {
-        let mut args = vec!["-n".to_string(), "10".to_string(), spec.program.display().to_string()];
+        let mut args = vec![
+            "-n".to_string(),
+            "10".to_string(),
+            spec.program.display().to_string(),
+        ];
         args.append(&mut spec.args);
         spec.args = args;
         spec.program = nice.to_path_buf();
@@ -625,13 +805,20 @@ fn background(spec: &mut Spec) {
 
 /// From nothing to every Airflow component healthy over HTTP: realm, PostgreSQL, PgBouncer,
 /// broker, schema (cached or migrated), the Airflow processes. What `cargo xtask bench` times.
-pub async fn full_flow_once(dir: &Path, version: Version, use_template: bool) -> Result<(Duration, Vec<(String, f64)>)> {
+pub async fn full_flow_once(
+    dir: &Path,
+    version: Version,
+    use_template: bool,
+) -> Result<(Duration, Vec<(String, f64)>)> {
     let started = Instant::now();
     let mut stack = Stack::up(dir, crate::stack::Shape::default()).await?;
     let result = async {
         let opts = stack.default_pgbouncer_options();
         stack.start_pgbouncer(&opts).await?;
-        let af_opts = Options { use_template, ..Options::new(version) };
+        let af_opts = Options {
+            use_template,
+            ..Options::new(version)
+        };
         let mut af = Airflow::start(&stack, &af_opts, &dir.join("airflow")).await?;
         let healthy = af.wait_healthy(Duration::from_secs(180)).await;
         let took = started.elapsed();
@@ -659,7 +846,13 @@ mod tests {
     #[test]
     fn principals_are_encoded_in_urls() {
         assert_eq!(
-            pg_url("postgresql", "astro_user@EXAMPLE.TEST", "pw", 6543, "r-metadata"),
+            pg_url(
+                "postgresql",
+                "astro_user@EXAMPLE.TEST",
+                "pw",
+                6543,
+                "r-metadata"
+            ),
             "postgresql://astro_user%40EXAMPLE.TEST:pw@127.0.0.1:6543/r-metadata"
         );
     }

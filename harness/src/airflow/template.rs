@@ -14,7 +14,11 @@ use crate::substrate::local::run_tool;
 
 /// `target/airflow/template-<version>-<lock hash>.sql`: a changed lock means a new schema.
 pub fn path(version: Version) -> Result<PathBuf> {
-    Ok(cache_dir().join(format!("template-{}-{}.sql", version.pin(), lock_key(version)?)))
+    Ok(cache_dir().join(format!(
+        "template-{}-{}.sql",
+        version.pin(),
+        lock_key(version)?
+    )))
 }
 
 /// Dumps the freshly migrated metadata database (schema and Airflow's seed rows, no owners or
@@ -23,20 +27,34 @@ pub fn path(version: Version) -> Result<PathBuf> {
 pub async fn save(stack: &Stack, dest: &Path) -> Result<()> {
     let dir = dest.parent().context("bad template path")?;
     std::fs::create_dir_all(dir)?;
-    let staging = tempfile::Builder::new().prefix(".template-").suffix(".sql").tempfile_in(dir)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".template-")
+        .suffix(".sql")
+        .tempfile_in(dir)?;
     let port = stack.pg.port.to_string();
     run_tool(
         "dumping the migrated Airflow schema",
         &crate::tools::path("pg_dump")?,
         &[
-            "-h", path_str(&stack.pg.socket_dir)?, "-p", &port, "-U", "postgres", "--no-owner", "--no-privileges",
-            "-f", path_str(staging.path())?, &stack.shape.metadata_db,
+            "-h",
+            path_str(&stack.pg.socket_dir)?,
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "--no-owner",
+            "--no-privileges",
+            "-f",
+            path_str(staging.path())?,
+            &stack.shape.metadata_db,
         ],
         &[],
         RunAs::Invoker,
     )
     .await?;
-    staging.persist(dest).with_context(|| format!("could not store the template at {}", dest.display()))?;
+    staging
+        .persist(dest)
+        .with_context(|| format!("could not store the template at {}", dest.display()))?;
     Ok(())
 }
 
@@ -44,18 +62,41 @@ pub async fn save(stack: &Stack, dest: &Path) -> Result<()> {
 /// tables, as after a migration through PgBouncer), in one transaction.
 pub async fn restore(stack: &Stack, dump: &Path) -> Result<()> {
     let port = stack.pg.port.to_string();
-    let set_role = format!("SET ROLE \"{}\"", stack.shape.principal.replace('"', "\"\""));
+    let set_role = format!(
+        "SET ROLE \"{}\"",
+        stack.shape.principal.replace('"', "\"\"")
+    );
     run_tool(
         "restoring the migrated Airflow schema",
         &crate::tools::path("psql")?,
         &[
-            "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-h", path_str(&stack.pg.socket_dir)?, "-p", &port, "-U",
-            "postgres", "-d", &stack.shape.metadata_db, "-c", &set_role, "-f", path_str(dump)?,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-1",
+            "-h",
+            path_str(&stack.pg.socket_dir)?,
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            &stack.shape.metadata_db,
+            "-c",
+            &set_role,
+            "-f",
+            path_str(dump)?,
         ],
         &[],
         RunAs::Invoker,
     )
     .await
-    .with_context(|| format!("the cached schema {} may be damaged: delete it to migrate afresh", dump.display()))?;
+    .with_context(|| {
+        format!(
+            "the cached schema {} may be damaged: delete it to migrate afresh",
+            dump.display()
+        )
+    })?;
     Ok(())
 }

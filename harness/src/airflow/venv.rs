@@ -59,9 +59,12 @@ pub async fn ensure(version: Version) -> Result<PathBuf> {
         return Ok(venv);
     }
     let base = cache_dir();
-    std::fs::create_dir_all(&base).with_context(|| format!("could not create {}", base.display()))?;
+    std::fs::create_dir_all(&base)
+        .with_context(|| format!("could not create {}", base.display()))?;
     let uv = find_or_install_uv().await?;
-    let staging = tempfile::Builder::new().prefix(".venv-").tempdir_in(&base)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".venv-")
+        .tempdir_in(&base)?;
     let target = staging.path().join("venv");
     let lock = lock_path(version);
     eprintln!(
@@ -78,15 +81,35 @@ pub async fn ensure(version: Version) -> Result<PathBuf> {
     let python = target.join("bin/python");
     // PYTHONDONTWRITEBYTECODE is set on these machines: without compiled bytecode every Airflow
     // command starts more than a second slower.
-    run_uv(&uv, &["pip", "sync", "--quiet", "--compile-bytecode", "--python", path_str(&python)?, path_str(&lock)?])
-        .await
-        .with_context(|| format!("installing {} (set E2E_OFFLINE=1 only with a warm uv cache)", lock.display()))?;
+    run_uv(
+        &uv,
+        &[
+            "pip",
+            "sync",
+            "--quiet",
+            "--compile-bytecode",
+            "--python",
+            path_str(&python)?,
+            path_str(&lock)?,
+        ],
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "installing {} (set E2E_OFFLINE=1 only with a warm uv cache)",
+            lock.display()
+        )
+    })?;
     let built = staging.keep();
     if std::fs::rename(built.join("venv"), &venv).is_err() && !ready(&venv) {
         bail!("could not move the Airflow venv into {}", venv.display());
     }
     let _ = std::fs::remove_dir_all(&built);
-    eprintln!("airflow: Airflow {} installed in {:.1} s", version.pin(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "airflow: Airflow {} installed in {:.1} s",
+        version.pin(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(venv)
 }
 
@@ -96,11 +119,16 @@ fn ready(venv: &Path) -> bool {
 
 async fn run_uv(uv: &Path, args: &[&str]) -> Result<()> {
     let mut cmd = tokio::process::Command::new(uv);
-    cmd.args(args).env("UV_PYTHON_DOWNLOADS", "never").env_remove("VIRTUAL_ENV");
+    cmd.args(args)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env_remove("VIRTUAL_ENV");
     if offline() {
         cmd.env("UV_OFFLINE", "1");
     }
-    let out = cmd.output().await.with_context(|| format!("could not run {}", uv.display()))?;
+    let out = cmd
+        .output()
+        .await
+        .with_context(|| format!("could not run {}", uv.display()))?;
     if !out.status.success() {
         bail!(
             "`uv {}` failed ({}):\n{}",
@@ -153,11 +181,14 @@ async fn uv_from_python() -> Option<PathBuf> {
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 pub(crate) fn path_str(p: &Path) -> Result<&str> {
-    p.to_str().with_context(|| format!("path {} is not UTF-8", p.display()))
+    p.to_str()
+        .with_context(|| format!("path {} is not UTF-8", p.display()))
 }
 
 #[cfg(test)]
@@ -170,7 +201,11 @@ mod tests {
             let key = lock_key(v).unwrap();
             assert_eq!(key.len(), 16);
             let text = std::fs::read_to_string(lock_path(v)).unwrap();
-            assert!(text.contains(&format!("apache-airflow=={}", v.pin())), "{}", lock_path(v).display());
+            assert!(
+                text.contains(&format!("apache-airflow=={}", v.pin())),
+                "{}",
+                lock_path(v).display()
+            );
         }
     }
 }

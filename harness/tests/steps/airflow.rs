@@ -26,7 +26,8 @@ pub struct AirflowState {
 
 fn save(w: &World, name: &str, text: &str) -> Result<()> {
     let path = w.dir()?.join(name);
-    std::fs::write(&path, harness::redact::redact(text)).with_context(|| format!("could not write {}", path.display()))
+    std::fs::write(&path, harness::redact::redact(text))
+        .with_context(|| format!("could not write {}", path.display()))
 }
 
 async fn deploy(w: &mut World, opts: Options) -> Result<()> {
@@ -35,7 +36,12 @@ async fn deploy(w: &mut World, opts: Options) -> Result<()> {
     let started = Instant::now();
     let stack = w.stack()?;
     // Start-up includes a one-time venv install on a fresh machine (about 15 s with uv).
-    let af = within("installing and starting Airflow", Duration::from_secs(400), Airflow::start(stack, &opts, &dir)).await;
+    let af = within(
+        "installing and starting Airflow",
+        Duration::from_secs(400),
+        Airflow::start(stack, &opts, &dir),
+    )
+    .await;
     let mut af = match af {
         Ok(af) => af,
         Err(e) => {
@@ -46,8 +52,11 @@ async fn deploy(w: &mut World, opts: Options) -> Result<()> {
     };
     let healthy = af.wait_healthy(Duration::from_secs(150)).await;
     w.airflow.elapsed = started.elapsed();
-    let timings: serde_json::Map<String, serde_json::Value> =
-        af.timings.iter().map(|(k, v)| (k.clone(), serde_json::json!((v * 1000.0).round() / 1000.0))).collect();
+    let timings: serde_json::Map<String, serde_json::Value> = af
+        .timings
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!((v * 1000.0).round() / 1000.0)))
+        .collect();
     save(
         w,
         "airflow-timings.json",
@@ -59,7 +68,11 @@ async fn deploy(w: &mut World, opts: Options) -> Result<()> {
     )?;
     match healthy {
         Ok(h) => {
-            save(w, "airflow-health.json", &serde_json::to_string_pretty(&h.raw)?)?;
+            save(
+                w,
+                "airflow-health.json",
+                &serde_json::to_string_pretty(&h.raw)?,
+            )?;
             w.airflow.outcome = Some(Ok(h));
         }
         Err(e) => w.airflow.outcome = Some(Err(format!("{e:#}"))),
@@ -80,7 +93,10 @@ async fn deploy_default(w: &mut World) -> Result<()> {
 
 #[when("Airflow is deployed with a metadata connection password that differs from users.txt")]
 async fn deploy_wrong_password(w: &mut World) -> Result<()> {
-    let opts = Options { metadata_password: Some(Secret::generate()), ..Options::new(Version::from_env()?) };
+    let opts = Options {
+        metadata_password: Some(Secret::generate()),
+        ..Options::new(Version::from_env()?)
+    };
     deploy(w, opts).await
 }
 
@@ -88,7 +104,9 @@ fn deployment(w: &mut World) -> Result<&mut Airflow> {
     if let Some(Err(e)) = &w.airflow.outcome {
         bail!("Airflow is not healthy: {e}");
     }
-    w.airflow.deployment.as_mut().context("Airflow was not deployed: the scenario needs `When Airflow ... is deployed` first")
+    w.airflow.deployment.as_mut().context(
+        "Airflow was not deployed: the scenario needs `When Airflow ... is deployed` first",
+    )
 }
 
 #[then("every component in Airflow's health report is healthy")]
@@ -110,15 +128,34 @@ async fn browser_sees_ui(w: &mut World) -> Result<()> {
     let dir = w.dir()?.clone();
     let af = deployment(w)?;
     let ui = browser::check_ui(af, &dir, Duration::from_secs(120)).await?;
-    let meta = std::fs::metadata(&ui.screenshot).with_context(|| format!("no screenshot at {}", ui.screenshot.display()))?;
+    let meta = std::fs::metadata(&ui.screenshot)
+        .with_context(|| format!("no screenshot at {}", ui.screenshot.display()))?;
     // A blank page compresses to a few kilobytes; a rendered Airflow page does not.
-    ensure!(meta.len() > 20_000, "the screenshot {} is only {} bytes: the page looks blank", ui.screenshot.display(), meta.len());
+    ensure!(
+        meta.len() > 20_000,
+        "the screenshot {} is only {} bytes: the page looks blank",
+        ui.screenshot.display(),
+        meta.len()
+    );
     let version = af.version;
-    save(w, "airflow-ui.txt", &format!("url: {}\nscreenshot: {}\n\n{}", ui.url, ui.screenshot.display(), ui.text))?;
+    save(
+        w,
+        "airflow-ui.txt",
+        &format!(
+            "url: {}\nscreenshot: {}\n\n{}",
+            ui.url,
+            ui.screenshot.display(),
+            ui.text
+        ),
+    )?;
     if version == Version::Airflow3 {
         // The badges and the API read the same health; the API proves they were green.
         let h = deployment(w)?.health().await?;
-        ensure!(h.all_healthy(version), "the UI loaded, but health says {}", h.summary());
+        ensure!(
+            h.all_healthy(version),
+            "the UI loaded, but health says {}",
+            h.summary()
+        );
     }
     Ok(())
 }
@@ -139,10 +176,18 @@ async fn airflow_sessions_gss(w: &mut World, principal: String) -> Result<()> {
     .await?;
     let mut text = String::from("pid role db client gss_authenticated principal encrypted\n");
     for r in &rows {
-        let cells: Vec<&str> = ["pid", "role", "db", "client", "gss", "principal", "encrypted"]
-            .iter()
-            .map(|c| sql::cell(r, c).unwrap_or("-"))
-            .collect();
+        let cells: Vec<&str> = [
+            "pid",
+            "role",
+            "db",
+            "client",
+            "gss",
+            "principal",
+            "encrypted",
+        ]
+        .iter()
+        .map(|c| sql::cell(r, c).unwrap_or("-"))
+        .collect();
         text += &cells.join(" ");
         text.push('\n');
     }
@@ -156,14 +201,23 @@ async fn airflow_sessions_gss(w: &mut World, principal: String) -> Result<()> {
             f.get(4) != Some(&"true") || f.get(5) != Some(&principal.as_str())
         })
         .collect();
-    ensure!(bad.is_empty(), "sessions not GSS-authenticated as {principal}:\n{}", bad.join("\n"));
+    ensure!(
+        bad.is_empty(),
+        "sessions not GSS-authenticated as {principal}:\n{}",
+        bad.join("\n")
+    );
     Ok(())
 }
 
 #[when(expr = "the DAG {string} is triggered")]
 async fn trigger(w: &mut World, dag: String) -> Result<()> {
     let af = deployment(w)?;
-    let run = within("triggering the DAG", Duration::from_secs(120), af.trigger_dag(&dag, Duration::from_secs(90))).await?;
+    let run = within(
+        "triggering the DAG",
+        Duration::from_secs(120),
+        af.trigger_dag(&dag, Duration::from_secs(90)),
+    )
+    .await?;
     w.airflow.run = Some((dag, run));
     Ok(())
 }
@@ -172,11 +226,20 @@ async fn trigger(w: &mut World, dag: String) -> Result<()> {
 async fn run_succeeds(w: &mut World) -> Result<()> {
     let (dag, run) = w.airflow.run.clone().context("no DAG run was triggered")?;
     let af = deployment(w)?;
-    let body = within("waiting for the DAG run", Duration::from_secs(150), af.wait_dag_run(&dag, &run, Duration::from_secs(140))).await?;
+    let body = within(
+        "waiting for the DAG run",
+        Duration::from_secs(150),
+        af.wait_dag_run(&dag, &run, Duration::from_secs(140)),
+    )
+    .await?;
     let tis = af.task_instances(&dag, &run).await.unwrap_or_default();
     let worker_log = std::fs::read_to_string(af.component_log("celery-worker")).unwrap_or_default();
     let worker_log_path = af.component_log("celery-worker");
-    save(w, "dag-run.json", &serde_json::to_string_pretty(&serde_json::json!({"run": body, "task_instances": tis}))?)?;
+    save(
+        w,
+        "dag-run.json",
+        &serde_json::to_string_pretty(&serde_json::json!({"run": body, "task_instances": tis}))?,
+    )?;
     ensure!(
         worker_log.contains("] received"),
         "the run succeeded, but the Celery worker's log ({}) shows no task it received: did another executor run it?",
@@ -188,7 +251,10 @@ async fn run_succeeds(w: &mut World) -> Result<()> {
     let rows = sql::simple_rows(&client, "SELECT status FROM celery_taskmeta WHERE status = 'SUCCESS'")
         .await
         .context("reading Celery's result table (celery_taskmeta): the worker never wrote a result through the result backend")?;
-    ensure!(!rows.is_empty(), "Celery's result backend holds no SUCCESS result for the task");
+    ensure!(
+        !rows.is_empty(),
+        "Celery's result backend holds no SUCCESS result for the task"
+    );
     Ok(())
 }
 
@@ -196,15 +262,23 @@ async fn run_succeeds(w: &mut World) -> Result<()> {
 async fn pools_show_traffic(w: &mut World, a: String, b: String) -> Result<()> {
     let (a, b) = (w.x(&a), w.x(&b));
     deployment(w)?;
-    let admin = w.stack()?.admin_target().context("PgBouncer is not running")?;
-    let client = sql::connect(&admin, Duration::from_secs(5)).await.map_err(|e| anyhow::anyhow!("PgBouncer's admin console: {e}"))?;
+    let admin = w
+        .stack()?
+        .admin_target()
+        .context("PgBouncer is not running")?;
+    let client = sql::connect(&admin, Duration::from_secs(5))
+        .await
+        .map_err(|e| anyhow::anyhow!("PgBouncer's admin console: {e}"))?;
     let mut text = String::new();
     let mut stats = Vec::new();
     for q in ["SHOW POOLS", "SHOW STATS"] {
         let rows = sql::simple_rows(&client, q).await?;
         text += &format!("{q}:\n");
         for r in &rows {
-            let cells: Vec<String> = r.iter().map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or(""))).collect();
+            let cells: Vec<String> = r
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
+                .collect();
             text += &format!("  {}\n", cells.join(" "));
         }
         if q == "SHOW STATS" {
@@ -219,14 +293,21 @@ async fn pools_show_traffic(w: &mut World, a: String, b: String) -> Result<()> {
             .and_then(|r| sql::cell(r, "total_xact_count"))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        ensure!(xacts > 0, "PgBouncer carried no transaction for `{db}`:\n{text}");
+        ensure!(
+            xacts > 0,
+            "PgBouncer carried no transaction for `{db}`:\n{text}"
+        );
     }
     Ok(())
 }
 
 #[then("Airflow stops before PgBouncer and PostgreSQL, leaving no process behind")]
 async fn ordered_teardown(w: &mut World) -> Result<()> {
-    let mut af = w.airflow.deployment.take().context("Airflow was not deployed")?;
+    let mut af = w
+        .airflow
+        .deployment
+        .take()
+        .context("Airflow was not deployed")?;
     let groups = af.pids();
     within("stopping Airflow", Duration::from_secs(30), async {
         af.stop().await;
@@ -237,7 +318,10 @@ async fn ordered_teardown(w: &mut World) -> Result<()> {
         .into_iter()
         .filter(|g| nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g as i32), None).is_ok())
         .collect();
-    ensure!(left.is_empty(), "Airflow process groups still alive after stopping: {left:?}");
+    ensure!(
+        left.is_empty(),
+        "Airflow process groups still alive after stopping: {left:?}"
+    );
     if let Some(mut s) = w.stack.take() {
         s.down().await;
     }
@@ -246,9 +330,16 @@ async fn ordered_teardown(w: &mut World) -> Result<()> {
 
 #[then(expr = "Airflow does not become healthy, and the harness says so within {int} seconds")]
 async fn not_healthy(w: &mut World, secs: u64) -> Result<()> {
-    let outcome = w.airflow.outcome.as_ref().context("Airflow was not deployed")?;
+    let outcome = w
+        .airflow
+        .outcome
+        .as_ref()
+        .context("Airflow was not deployed")?;
     if let Ok(h) = outcome {
-        bail!("Airflow became healthy ({}), but this configuration must not work", h.summary());
+        bail!(
+            "Airflow became healthy ({}), but this configuration must not work",
+            h.summary()
+        );
     }
     ensure!(
         w.airflow.elapsed <= Duration::from_secs(secs),
@@ -261,17 +352,34 @@ async fn not_healthy(w: &mut World, secs: u64) -> Result<()> {
 #[then(expr = "the diagnosis says {string}")]
 async fn diagnosis_says(w: &mut World, needle: String) -> Result<()> {
     let needle = w.x(&needle);
-    let Some(Err(e)) = &w.airflow.outcome else { bail!("there is no failure diagnosis: Airflow was not deployed or became healthy") };
-    ensure!(e.contains(&needle), "the diagnosis does not say `{needle}`:\n{e}");
+    let Some(Err(e)) = &w.airflow.outcome else {
+        bail!("there is no failure diagnosis: Airflow was not deployed or became healthy")
+    };
+    ensure!(
+        e.contains(&needle),
+        "the diagnosis does not say `{needle}`:\n{e}"
+    );
     save(w, "airflow-diagnosis.txt", e)?;
     Ok(())
 }
 
 #[then("the diagnosis points at the PgBouncer log line")]
 async fn diagnosis_points_at_log(w: &mut World) -> Result<()> {
-    let log = w.stack()?.pgbouncer.as_ref().context("PgBouncer is not running")?.log.clone();
-    let Some(Err(e)) = &w.airflow.outcome else { bail!("there is no failure diagnosis") };
+    let log = w
+        .stack()?
+        .pgbouncer
+        .as_ref()
+        .context("PgBouncer is not running")?
+        .log
+        .clone();
+    let Some(Err(e)) = &w.airflow.outcome else {
+        bail!("there is no failure diagnosis")
+    };
     let marker = format!("PgBouncer log {}:", log.display());
-    ensure!(e.contains(&marker), "the diagnosis does not point at a line of {}:\n{e}", log.display());
+    ensure!(
+        e.contains(&marker),
+        "the diagnosis does not point at a line of {}:\n{e}",
+        log.display()
+    );
     Ok(())
 }
