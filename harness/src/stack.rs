@@ -5,45 +5,105 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use harness_config::model::{
+    Connection, ConnectionField, Deployment, EnvList, EnvVar, JsonForm, PgbouncerConfig, StringMap,
+    GENERATED_SECRET,
+};
+use harness_config::{Dial, Placement};
+
 use crate::pgbouncer::{Pgbouncer, PgbouncerSpec};
 use crate::postgres::{Cluster, ClusterSpec};
 use crate::realm::{Realm, RealmSpec};
 use crate::secret::Secret;
 
-/// The names an environment is built from. The reference configuration gives the defaults; a
-/// replayed deployment file gives a customer's own.
+/// The names an environment is built from, and the deployment variables it renders PgBouncer
+/// from. The reference configuration gives the defaults; a replayed deployment file gives a
+/// customer's own (see `replay`).
 #[derive(Debug, Clone)]
 pub struct Shape {
     pub realm: String,
-    /// The Kerberos principal PgBouncer logs in as; the PostgreSQL role has exactly this name.
+    /// The Kerberos principal the injector gives PgBouncer; the PostgreSQL role has exactly this
+    /// name.
     pub principal: String,
     /// The database host as configured (the SPN's host). Locally it is dialled at 127.0.0.1.
     pub db_host: String,
-    /// The service principal the server's keytab holds.
+    /// The service principal the database server holds: `postgres/<db_host>@<realm>`, because
+    /// that is where the database is. What PgBouncer *asks* for is `server_krb_spn` in the
+    /// deployment's extraIni; the two differ exactly when a customer's SPN is wrong.
     pub spn: String,
     pub release: String,
     pub metadata_db: String,
     pub result_backend_db: String,
     pub sslmode: String,
+    /// The deployment variables (Houston's mutation) that PgBouncer's ini and users.txt are
+    /// rendered from, with harness-config's renderer, as the deployment chart renders them.
+    pub deployment: Deployment,
+    /// Whether the credential injector selects the PgBouncer pod (its labels match a selector):
+    /// when it does not, PgBouncer starts without a keytab, as on the platform.
+    pub credentials_injected: bool,
 }
 
 impl Default for Shape {
     fn default() -> Self {
-        Shape::new("EXAMPLE.TEST", "astro_user", "db.example.test", "kerberos-demo")
+        Shape::new(
+            "EXAMPLE.TEST",
+            "astro_user",
+            "db.example.test",
+            "kerberos-demo",
+        )
     }
 }
 
 impl Shape {
+    /// A working configuration with these names (what `fixtures/deployments/kerberos.yaml`
+    /// holds for the defaults).
     pub fn new(realm: &str, user: &str, db_host: &str, release: &str) -> Shape {
+        let principal = format!("{user}@{realm}");
+        let spn = format!("postgres/{db_host}@{realm}");
+        let db = format!("{}_airflow", release.replace('-', "_"));
+        let connection = || ConnectionField {
+            value: Connection {
+                user: Some(principal.clone()),
+                pass: Some(GENERATED_SECRET.into()),
+                host: Some(db_host.into()),
+                port: Some(5432.into()),
+                db: Some(db.clone()),
+                sslmode: Some("prefer".into()),
+                extra: Default::default(),
+            },
+            form: JsonForm::Object,
+        };
+        let deployment = Deployment {
+            release_name: Some(release.into()),
+            kerberos_enabled: Some(true),
+            metadata_connection_json: Some(connection()),
+            result_backend_connection_json: Some(connection()),
+            pgbouncer_config: Some(PgbouncerConfig {
+                labels: Some(StringMap::from([("krb-inject", "enabled")])),
+                env: Some(EnvList(vec![EnvVar {
+                    name: "KERBEROS_USER".into(),
+                    value: principal.clone(),
+                }])),
+                extra_ini: Some(format!(
+                    "server_gssauth_negotiate = allow\nserver_krb_spn = {spn}\n"
+                )),
+                extra_ini_metadata: Some(format!("user={principal}")),
+                extra_ini_result_backend: Some(format!("user={principal}")),
+                extra: Default::default(),
+            }),
+            ..Default::default()
+        };
         Shape {
             realm: realm.into(),
-            principal: format!("{user}@{realm}"),
+            principal,
             db_host: db_host.into(),
-            spn: format!("postgres/{db_host}@{realm}"),
+            spn,
             release: release.into(),
-            metadata_db: format!("{}_airflow", release.replace('-', "_")),
-            result_backend_db: format!("{}_airflow", release.replace('-', "_")),
+            metadata_db: db.clone(),
+            result_backend_db: db,
             sslmode: "prefer".into(),
+            deployment,
+            credentials_injected: true,
         }
     }
 
@@ -53,6 +113,30 @@ impl Shape {
 
     pub fn result_backend_alias(&self) -> String {
         format!("{}-result-backend", self.release)
+    }
+
+    /// The user Airflow's metadata connection logs in to PgBouncer as (the connection's `user`;
+    /// equal to the principal in a working configuration).
+    pub fn metadata_user(&self) -> String {
+        self.deployment
+            .metadata()
+            .and_then(|c| c.user.clone())
+            .unwrap_or_else(|| self.principal.clone())
+    }
+
+    pub fn result_backend_user(&self) -> String {
+        self.deployment
+            .result_backend()
+            .and_then(|c| c.user.clone())
+            .unwrap_or_else(|| self.principal.clone())
+    }
+
+    /// `server_gssauth_negotiate` and `server_krb_spn` as the deployment's extraIni sets them
+    /// (the last line wins, as in PgBouncer); None when the line is absent.
+    pub fn extra_ini_setting(&self, key: &str) -> Option<String> {
+        let text = self.deployment.pgbouncer().extra_ini.unwrap_or_default();
+        harness_config::ini::last_setting(&harness_config::ini::settings(&text), key)
+            .map(str::to_string)
     }
 
     /// Replaces `{realm}`, `{principal}`, `{db_host}`, `{spn}`, `{release}` in scenario text, so
@@ -66,8 +150,8 @@ impl Shape {
     }
 }
 
-/// How PgBouncer's Kerberos side is set up for one scenario; the defaults are the working
-/// configuration, each field is one of the ways it breaks.
+/// How PgBouncer's Kerberos side is set up for one scenario; the defaults are what the
+/// deployment configures, each field is one of the ways it breaks.
 #[derive(Debug, Clone)]
 pub struct PgbouncerOptions {
     /// `server_gssauth_negotiate` in extraIni; None leaves the line out (the fork's default).
@@ -76,7 +160,7 @@ pub struct PgbouncerOptions {
     pub spn: Option<String>,
     /// Which keytab the credential injector would mount; None injects nothing.
     pub keytab: Option<PathBuf>,
-    /// The password Airflow's connection uses (users.txt is always the configured one).
+    /// Further extraIni lines, appended after the deployment's own.
     pub extra_ini: Vec<String>,
 }
 
@@ -106,13 +190,19 @@ impl Stack {
         crate::run::make_traversable(&kdc_dir)?;
         let realm = Realm::start(
             &kdc_dir,
-            &RealmSpec { realm: shape.realm.clone(), hosts: vec![shape.db_host.clone(), "localhost".into()] },
+            &RealmSpec {
+                realm: shape.realm.clone(),
+                hosts: vec![shape.db_host.clone(), "localhost".into()],
+            },
         )
         .await?;
         let client_keytab = secrets.join("client.keytab");
         let server_keytab = secrets.join("server.keytab");
         realm
-            .add_principals(&[(&shape.principal, &client_keytab), (&shape.spn, &server_keytab)])
+            .add_principals(&[
+                (&shape.principal, &client_keytab),
+                (&shape.spn, &server_keytab),
+            ])
             .await?;
         let pg_dir = dir.join("postgres");
         std::fs::create_dir_all(&pg_dir)?;
@@ -145,47 +235,136 @@ impl Stack {
         })
     }
 
-    /// The working PgBouncer configuration of the reference deployment.
+    /// PgBouncer as the deployment configures it: extraIni's negotiation and SPN, and a keytab
+    /// when the injector selects the pod. For a replayed broken configuration these reproduce
+    /// the breakage; nothing here repairs it.
     pub fn default_pgbouncer_options(&self) -> PgbouncerOptions {
         PgbouncerOptions {
-            negotiate: Some("allow".into()),
-            spn: Some(self.shape.spn.clone()),
-            keytab: Some(self.client_keytab.clone()),
+            negotiate: self.shape.extra_ini_setting("server_gssauth_negotiate"),
+            spn: self.shape.extra_ini_setting("server_krb_spn"),
+            keytab: self
+                .shape
+                .credentials_injected
+                .then(|| self.client_keytab.clone()),
             extra_ini: Vec::new(),
         }
     }
 
-    /// The deployment PgBouncer ini, in the shape the deployment chart renders it, placed locally.
-    pub fn render_pgbouncer_ini(&self, opts: &PgbouncerOptions, dir: &Path) -> String {
-        let s = &self.shape;
-        let db_line = |alias: String, db: &str| {
-            format!(
-                "{alias} = host=127.0.0.1 dbname={db} port={} pool_size=5 user={}\n",
-                self.pg.port, s.principal
-            )
+    /// The deployment's extraIni with the options applied. Options equal to what the file says
+    /// leave it verbatim, so a replay runs the customer's text and not a re-rendering of it.
+    fn extra_ini(&self, opts: &PgbouncerOptions) -> String {
+        const NEGOTIATE: &str = "server_gssauth_negotiate";
+        const SPN: &str = "server_krb_spn";
+        let original = self
+            .shape
+            .deployment
+            .pgbouncer()
+            .extra_ini
+            .unwrap_or_default();
+        let mut out = if opts.negotiate == self.shape.extra_ini_setting(NEGOTIATE)
+            && opts.spn == self.shape.extra_ini_setting(SPN)
+        {
+            original
+        } else {
+            let mut kept = String::new();
+            for line in original.lines() {
+                let key = line
+                    .split_once('=')
+                    .map(|(k, _)| k.trim().to_ascii_lowercase());
+                if !matches!(key.as_deref(), Some(NEGOTIATE | SPN)) {
+                    kept += line;
+                    kept.push('\n');
+                }
+            }
+            if let Some(n) = &opts.negotiate {
+                kept += &format!("{NEGOTIATE} = {n}\n");
+            }
+            if let Some(spn) = &opts.spn {
+                kept += &format!("{SPN} = {spn}\n");
+            }
+            kept
         };
-        let mut ini = String::from("[databases]\n");
-        ini += &db_line(s.metadata_alias(), &s.metadata_db);
-        ini += &db_line(s.result_backend_alias(), &s.result_backend_db);
-        ini += &format!(
-            "\n[pgbouncer]\npool_mode = transaction\nlisten_port = {}\nlisten_addr = 127.0.0.1\nauth_type = scram-sha-256\nauth_file = {}\nignore_startup_parameters = extra_float_digits\nserver_tls_sslmode = {}\n",
-            self.pgbouncer_port,
-            dir.join("users.txt").display(),
-            s.sslmode
-        );
-        ini += &Pgbouncer::harness_lines(dir, self.pgbouncer_port);
-        ini += "; --- extraIni ---\n";
-        if let Some(n) = &opts.negotiate {
-            ini += &format!("server_gssauth_negotiate = {n}\n");
-        }
-        if let Some(spn) = &opts.spn {
-            ini += &format!("server_krb_spn = {spn}\n");
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
         }
         for l in &opts.extra_ini {
-            ini += l;
-            ini += "\n";
+            out += l;
+            out.push('\n');
         }
-        ini
+        out
+    }
+
+    /// The deployment PgBouncer ini, rendered by harness-config exactly as the deployment chart
+    /// renders it, placed locally: listening on 127.0.0.1 at a free port, users.txt in `dir`,
+    /// every configured database host dialled at this stack's PostgreSQL. The names Kerberos
+    /// sees (SPN, principal, realm) stay the configured ones.
+    pub fn render_pgbouncer_ini(&self, opts: &PgbouncerOptions, dir: &Path) -> Result<String> {
+        let mut deployment = self.shape.deployment.clone();
+        let extra_ini = self.extra_ini(opts);
+        let mut pg = deployment.pgbouncer();
+        pg.extra_ini = Some(extra_ini.clone());
+        deployment.pgbouncer_config = Some(pg.clone());
+
+        let mut host_map = std::collections::BTreeMap::new();
+        for c in [deployment.metadata(), deployment.result_backend()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(h) = &c.host {
+                host_map.insert(
+                    h.clone(),
+                    Dial {
+                        host: "127.0.0.1".into(),
+                        port: Some(self.pg.port),
+                    },
+                );
+            }
+        }
+        let mut extra_lines = vec![
+            // TCP only: the socket directory of the pod does not exist here.
+            "unix_socket_dir =".to_string(),
+            // The admin console, for SHOW POOLS/SERVERS in a failed scenario's diagnosis.
+            format!("admin_users = {}", crate::pgbouncer::ADMIN_USER),
+            // The chart turns connection logging off; the evidence the flow works (or where it
+            // breaks) is in exactly these lines.
+            "log_connections = 1".to_string(),
+            "log_disconnections = 1".to_string(),
+        ];
+        // Without server_krb_spn the fork asks for postgres/<host of the [databases] line>; on
+        // the platform that is the configured host, here it would be 127.0.0.1. Name the
+        // principal the platform would ask for, so a missing SPN behaves as it does there.
+        let per_db_spn = |extras: &Option<String>| {
+            extras
+                .as_deref()
+                .and_then(|e| harness_config::ini::parse_db_extras(e).ok())
+                .is_some_and(|kv| {
+                    kv.iter()
+                        .any(|(k, v)| k.eq_ignore_ascii_case("server_krb_spn") && !v.is_empty())
+                })
+        };
+        let global_spn = harness_config::ini::last_setting(
+            &harness_config::ini::settings(&extra_ini),
+            "server_krb_spn",
+        )
+        .is_some_and(|v| !v.is_empty());
+        let every_db_has_one =
+            per_db_spn(&pg.extra_ini_metadata) && per_db_spn(&pg.extra_ini_result_backend);
+        if !global_spn && !every_db_has_one {
+            extra_lines.push(format!("server_krb_spn = {}", self.shape.spn));
+        }
+        let placement = Placement {
+            listen_addr: "127.0.0.1".into(),
+            listen_port: self.pgbouncer_port,
+            auth_file: dir.join("users.txt"),
+            logfile: None,
+            pidfile: None,
+            unix_socket_dir: None,
+            extra_lines,
+            host_map,
+            chart: Default::default(),
+        };
+        harness_config::render_pgbouncer_ini(&deployment, &placement)
+            .map_err(|e| anyhow::anyhow!("rendering PgBouncer's ini from the deployment: {e}"))
     }
 
     pub async fn start_pgbouncer(&mut self, opts: &PgbouncerOptions) -> Result<()> {
@@ -194,23 +373,52 @@ impl Stack {
         crate::tools::give_to_service_user(&dir)?;
         // The credential injector's job: a keytab in the pod, readable by PgBouncer only.
         let mut krb_env = self.realm.client_env("pgbouncer", None);
-        krb_env.retain(|(k, _)| k != "KRB5_CLIENT_KTNAME" && k != "KRB5CCNAME" && k != "KRB5_TRACE");
-        krb_env.push(("KRB5CCNAME".into(), format!("FILE:{}", dir.join("krb5cc").display())));
-        krb_env.push(("KRB5_TRACE".into(), dir.join("trace-pgbouncer.log").display().to_string()));
+        krb_env
+            .retain(|(k, _)| k != "KRB5_CLIENT_KTNAME" && k != "KRB5CCNAME" && k != "KRB5_TRACE");
+        krb_env.push((
+            "KRB5CCNAME".into(),
+            format!("FILE:{}", dir.join("krb5cc").display()),
+        ));
+        krb_env.push((
+            "KRB5_TRACE".into(),
+            dir.join("trace-pgbouncer.log").display().to_string(),
+        ));
         let injected = dir.join("injected.keytab");
         match &opts.keytab {
             Some(kt) => {
-                std::fs::copy(kt, &injected).with_context(|| format!("keytab {} is missing", kt.display()))?;
+                std::fs::copy(kt, &injected)
+                    .with_context(|| format!("keytab {} is missing", kt.display()))?;
                 crate::tools::give_to_service_user(&injected)?;
-                krb_env.push(("KRB5_CLIENT_KTNAME".into(), format!("FILE:{}", injected.display())));
+                krb_env.push((
+                    "KRB5_CLIENT_KTNAME".into(),
+                    format!("FILE:{}", injected.display()),
+                ));
             }
             None => {
-                krb_env.push(("KRB5_CLIENT_KTNAME".into(), format!("FILE:{}", dir.join("not-injected.keytab").display())));
+                krb_env.push((
+                    "KRB5_CLIENT_KTNAME".into(),
+                    format!("FILE:{}", dir.join("not-injected.keytab").display()),
+                ));
             }
         }
-        let ini = self.render_pgbouncer_ini(opts, &dir);
-        let users = vec![(self.shape.principal.clone(), self.client_password.clone())];
-        let pgb = Pgbouncer::start(&dir, PgbouncerSpec { ini, users, port: self.pgbouncer_port, krb_env }).await?;
+        let ini = self.render_pgbouncer_ini(opts, &dir)?;
+        // users.txt as Houston writes it: one line per connection user. Both sides of the
+        // password come from the same `pass` field, so the harness's per-run secret stands in.
+        let mut users = vec![(self.shape.metadata_user(), self.client_password.clone())];
+        let rb_user = self.shape.result_backend_user();
+        if rb_user != users[0].0 {
+            users.push((rb_user, self.client_password.clone()));
+        }
+        let pgb = Pgbouncer::start(
+            &dir,
+            PgbouncerSpec {
+                ini,
+                users,
+                port: self.pgbouncer_port,
+                krb_env,
+            },
+        )
+        .await?;
         self.pgbouncer = Some(pgb);
         Ok(())
     }
@@ -220,9 +428,20 @@ impl Stack {
         crate::probe::sql::Target {
             host: "127.0.0.1".into(),
             port: self.pgbouncer_port,
-            user: self.shape.principal.clone(),
+            user: self.shape.metadata_user(),
             password: password.into(),
             database: self.shape.metadata_alias(),
+        }
+    }
+
+    /// What Celery's result backend does: a password login to the result-backend alias.
+    pub fn result_backend_target(&self, password: &str) -> crate::probe::sql::Target {
+        crate::probe::sql::Target {
+            host: "127.0.0.1".into(),
+            port: self.pgbouncer_port,
+            user: self.shape.result_backend_user(),
+            password: password.into(),
+            database: self.shape.result_backend_alias(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use harness::replay::Policy;
 use harness::run::RunDir;
 use harness::stack::Shape;
 use harness::substrate::Tier;
@@ -32,19 +33,54 @@ pub fn init() -> Result<&'static Ctx> {
         Some(d) => RunDir::open(Path::new(&d))?,
         None => RunDir::create(&base)?,
     };
-    let tier: Tier = std::env::var("E2E_TIER").unwrap_or_else(|_| "local".into()).parse().context("E2E_TIER")?;
+    let tier: Tier = std::env::var("E2E_TIER")
+        .unwrap_or_else(|_| "local".into())
+        .parse()
+        .context("E2E_TIER")?;
     if tier != Tier::Local {
         anyhow::bail!(
             "tier `{tier}` cannot run on this machine yet: only the local tier is implemented (the docker and kind tiers are described in README.md)"
         );
     }
+    // A replayed configuration: lint errors refuse the run unless E2E_REPLAY=reproduce asks to
+    // run the breakage as written; E2E_VALUES supplies the injector's selectors.
+    let values = std::env::var_os("E2E_VALUES").map(PathBuf::from);
     let shape = match std::env::var_os("E2E_DEPLOYMENT") {
-        Some(f) => harness::replay::shape_from_file(Path::new(&f))?,
-        None => Shape::default(),
+        Some(f) => {
+            let policy: Policy = std::env::var("E2E_REPLAY").unwrap_or_default().parse()?;
+            let replay = harness::replay::load(Path::new(&f), values.as_deref(), policy)?;
+            for e in replay.errors() {
+                eprintln!(
+                    "e2e: replaying {} as written, with {} {} at {}: {}",
+                    replay.file.display(),
+                    e.rule,
+                    e.name,
+                    e.path,
+                    e.message
+                );
+            }
+            replay.shape
+        }
+        None => {
+            if let Some(v) = &values {
+                anyhow::bail!("E2E_VALUES={} needs E2E_DEPLOYMENT: the values only add the injector's selectors to a replayed deployment", v.display());
+            }
+            Shape::default()
+        }
     };
-    let flag = |k: &str| std::env::var(k).map(|v| v == "1" || v == "true").unwrap_or(false);
-    let concurrency = std::env::var("E2E_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let minutes: u64 = std::env::var("E2E_RUN_TIMEOUT_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let flag = |k: &str| {
+        std::env::var(k)
+            .map(|v| v == "1" || v == "true")
+            .unwrap_or(false)
+    };
+    let concurrency = std::env::var("E2E_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let minutes: u64 = std::env::var("E2E_RUN_TIMEOUT_MIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     let ctx = Ctx {
         run,
         tier,
@@ -65,6 +101,8 @@ pub fn init() -> Result<&'static Ctx> {
             "spn": ctx.shape.spn,
             "release": ctx.shape.release,
             "deployment": std::env::var("E2E_DEPLOYMENT").ok(),
+            "values": std::env::var("E2E_VALUES").ok(),
+            "replay": std::env::var("E2E_REPLAY").ok(),
         }))?,
     )?;
     Ok(CTX.get_or_init(|| ctx))
@@ -77,7 +115,14 @@ pub fn scrub(dir: &Path, keep: bool) {
     if keep {
         return;
     }
-    for sub in ["secrets", "kdc/kdc-db", "postgres/pgdata", "pgbouncer/injected.keytab", "postgres/server.keytab", "postgres/server.key"] {
+    for sub in [
+        "secrets",
+        "kdc/kdc-db",
+        "postgres/pgdata",
+        "pgbouncer/injected.keytab",
+        "postgres/server.keytab",
+        "postgres/server.key",
+    ] {
         let p: PathBuf = dir.join(sub);
         if p.is_dir() {
             let _ = std::fs::remove_dir_all(&p);
@@ -106,7 +151,10 @@ impl Selection {
             _ => None,
         };
         let name = match std::env::var("E2E_NAME") {
-            Ok(n) if !n.is_empty() => Some(regex::Regex::new(&n).with_context(|| format!("--name `{n}` is not a valid regex"))?),
+            Ok(n) if !n.is_empty() => Some(
+                regex::Regex::new(&n)
+                    .with_context(|| format!("--name `{n}` is not a valid regex"))?,
+            ),
             _ => None,
         };
         Ok(Selection { tags, name })

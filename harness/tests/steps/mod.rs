@@ -1,6 +1,7 @@
 //! The scenario world and the steps, grouped by the capability they exercise.
 
 mod airflow;
+mod config;
 pub mod context;
 mod kerberos;
 mod pgbouncer;
@@ -68,6 +69,8 @@ pub struct World {
     pub pgbouncer_opts: Option<PgbouncerOptions>,
     /// Airflow on the Kerberized path (features/airflow.feature).
     pub airflow: airflow::AirflowState,
+    /// The configuration files and lint result (features/config.feature).
+    pub config: config::ConfigState,
 }
 
 /// What a password client saw when it connected.
@@ -102,6 +105,7 @@ impl World {
             password: None,
             pgbouncer_opts: None,
             airflow: Default::default(),
+            config: Default::default(),
         }
     }
 

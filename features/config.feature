@@ -1,0 +1,123 @@
+@config @local
+Feature: The configuration a user applies is linted, and what it renders is what runs
+
+  The deployment file is the `variables` of Houston's upsertDeployment/createDeployment mutation.
+  `cargo xtask lint` checks it with stable rule ids (harness/config/RULES.md); the environment is
+  built from the same file with the same renderer the platform's chart follows, so a customer's
+  file that is wrong fails here the way it fails on the platform.
+
+  Scenario: The reference deployment lints clean and reaches a healthy stack
+    Given the deployment file "fixtures/deployments/kerberos.yaml"
+    And the control plane values "fixtures/values.yaml"
+    When the deployment is linted
+    Then lint reports no error and no warning
+    When the environment is built from the deployment file
+    Then PgBouncer runs an ini that says "server_gssauth_negotiate = allow"
+    And PgBouncer runs an ini that says "server_krb_spn = {spn}"
+    When a client connects through PgBouncer to the metadata database as Airflow would
+    Then the connection succeeds
+    And pg_stat_gssapi shows the client's session GSS-authenticated as "{principal}"
+    And the PgBouncer log says "GSSAPI login to server succeeded (spn={spn}, client={principal})"
+    When a client connects through PgBouncer to the result-backend database as Airflow would
+    Then the connection succeeds
+    And pg_stat_gssapi shows the client's session GSS-authenticated as "{principal}"
+
+  Scenario: The JSON twin of the reference deployment reaches a healthy stack
+    Given the deployment file "fixtures/deployments/kerberos.json"
+    When the deployment is linted
+    Then lint reports no error and no warning
+    When the environment is built from the deployment file
+    And a client connects through PgBouncer to the metadata database as Airflow would
+    Then the connection succeeds
+    And pg_stat_gssapi shows the client's session GSS-authenticated as "{principal}"
+
+  Scenario Outline: A broken deployment is rejected by lint with its rule id: <file>
+    Given the deployment file "fixtures/deployments/broken/<file>.yaml"
+    And the control plane values "fixtures/values.yaml"
+    When the deployment is linted
+    Then lint exits with 1
+    And lint reports <rule> as error in the deployment file
+    And replaying the deployment is refused naming <rule>, the field and the fix
+
+    Examples:
+      | file                     | rule   |
+      | connection-field-missing | KRB002 |
+      | connection-missing       | KRB002 |
+      | extra-ini-section        | KRB015 |
+      | extra-ini-syntax         | KRB015 |
+      | extra-metadata-absent    | KRB006 |
+      | extra-user-mismatch      | KRB007 |
+      | extra-user-missing       | KRB006 |
+      | extras-multiline         | KRB008 |
+      | extras-section           | KRB008 |
+      | extras-spaced-equals     | KRB008 |
+      | host-with-port           | KRB019 |
+      | host-with-scheme         | KRB019 |
+      | kerberos-disabled        | KRB001 |
+      | kerberos-enabled-missing | KRB001 |
+      | labels-missing           | KRB016 |
+      | labels-selector          | KRB017 |
+      | negotiate-disable        | KRB009 |
+      | negotiate-missing        | KRB009 |
+      | pass-missing             | KRB021 |
+      | port-not-integer         | KRB018 |
+      | port-out-of-range        | KRB018 |
+      | realm-mismatch           | KRB005 |
+      | spn-host-mismatch        | KRB011 |
+      | spn-malformed            | KRB010 |
+      | spn-missing              | KRB010 |
+      | spn-realm-mismatch       | KRB012 |
+      | sslmode-invalid          | KRB020 |
+      | user-not-principal       | KRB003 |
+      | unknown-field            | KRB001 |
+
+  Scenario Outline: A questionable deployment passes lint with its warning: <file>
+    Given the deployment file "fixtures/deployments/broken/<file>.yaml"
+    And the control plane values "fixtures/values.yaml"
+    When the deployment is linted
+    Then lint exits with 0
+    And lint reports <rule> as <severity> in the deployment file
+    And replaying the deployment is accepted
+
+    Examples:
+      | file                     | rule   | severity |
+      | ini-overrides-chart      | KRB014 | warning  |
+      | ini-unknown-key          | KRB013 | warning  |
+      | pass-literal             | KRB022 | info     |
+      | realm-lowercase          | KRB004 | warning  |
+      | release-name-invalid     | KRB023 | warning  |
+      | unknown-connection-field | KRB901 | warning  |
+
+  Scenario Outline: A file that cannot be parsed stops lint with its position: <file>
+    Given the deployment file "fixtures/malformed/<file>"
+    When the deployment is linted
+    Then lint stops with a message naming the file and "<says>"
+
+    Examples:
+      | file                            | says   |
+      | bad-json.json                   | :      |
+      | bad-syntax.yaml                 | :      |
+      | connection-string-not-json.yaml | JSON   |
+      | env-wrong-type.yaml             | env    |
+      | wrong-type.yaml                 | :      |
+      | values-wrong-type.yaml          | values |
+
+  Scenario Outline: Run as written, <file> fails the way it fails on the platform
+    Given the deployment file "fixtures/deployments/broken/<file>.yaml"
+    And the control plane values "fixtures/values.yaml"
+    When the environment is built from the deployment file as written, errors included
+    Then PgBouncer runs an ini that says "<ini line>"
+    When a client connects through PgBouncer to the <database> database as Airflow would
+    Then the connection fails within 10 seconds with '<diagnosis>'
+
+    Examples:
+      | file                | database       | ini line                                                  | diagnosis                                                                  |
+      | negotiate-disable   | metadata       | server_gssauth_negotiate = disable                        | server_gssauth_negotiate = disable                                         |
+      | negotiate-missing   | metadata       | server_krb_spn = postgres/db.example.test@EXAMPLE.TEST    | server_gssauth_negotiate = disable                                         |
+      | spn-host-mismatch   | metadata       | server_krb_spn = postgres/db.example.com@EXAMPLE.TEST     | not found in Kerberos database                                             |
+      | spn-realm-mismatch  | metadata       | server_krb_spn = postgres/db.example.test@EXAMPLE.COM     | Server krbtgt/EXAMPLE.COM@EXAMPLE.TEST not found in Kerberos database      |
+      | user-not-principal  | metadata       | server_krb_spn = postgres/db.example.test@EXAMPLE.TEST    | GSSAPI authentication failed for user "astro_user"                         |
+      | extra-user-mismatch | result-backend | server_krb_spn = postgres/db.example.test@EXAMPLE.TEST    | GSSAPI authentication failed for user "airflow@EXAMPLE.TEST"               |
+      | labels-missing      | metadata       | server_gssauth_negotiate = allow                          | No credentials were supplied                                               |
+      | labels-selector     | metadata       | server_gssauth_negotiate = allow                          | No credentials were supplied                                               |
+      | spn-malformed       | metadata       | server_gssauth_negotiate = allow                          | Server db.example.test@EXAMPLE.TEST not found in Kerberos database         |
