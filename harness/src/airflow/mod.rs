@@ -133,6 +133,11 @@ pub struct Airflow {
     python: PathBuf,
     env: Vec<(String, String)>,
     redis: Option<Redis>,
+    /// The fork server's socket, when components are forked from it (see
+    /// airflow/config/harness_forkserver.py).
+    forkserver_socket: Option<PathBuf>,
+    forkserver: Option<Process>,
+    _forkserver_dir: Option<tempfile::TempDir>,
     components: Vec<Process>,
     /// Airflow 2's admin user is created by a command running beside the components.
     create_admin: Option<Process>,
@@ -210,6 +215,14 @@ impl Airflow {
                     .display()
                     .to_string(),
             ),
+            // airflow/config: the PgBouncer connect arguments and the fork server.
+            (
+                "PYTHONPATH".into(),
+                crate::run::workspace_root()
+                    .join("airflow/config")
+                    .display()
+                    .to_string(),
+            ),
             ("AIRFLOW__CORE__EXECUTOR".into(), "CeleryExecutor".into()),
             ("AIRFLOW__CORE__PARALLELISM".into(), "2".into()),
             ("AIRFLOW__CORE__LOAD_EXAMPLES".into(), "False".into()),
@@ -267,7 +280,6 @@ impl Airflow {
                     &stack.shape.metadata_alias(),
                 );
                 env.extend([
-                    ("PYTHONPATH".into(), crate::run::workspace_root().join("airflow/config").display().to_string()),
                     ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS".into(), "harness_pgbouncer.SYNC".into()),
                     ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC".into(), "harness_pgbouncer.ASYNC".into()),
                     ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC".into(), format!("{async_url}?prepared_statement_cache_size=0")),
@@ -318,13 +330,33 @@ impl Airflow {
             redis: Some(redis),
             components: Vec::new(),
             create_admin: None,
+            forkserver_socket: None,
+            forkserver: None,
+            _forkserver_dir: None,
             started,
         };
 
         let t = Instant::now();
         let cached = template::path(version)?;
-        if opts.use_template && cached.exists() {
+        let warm = opts.use_template && cached.exists();
+        if forkserver_enabled() {
+            // Airflow imports once, in the fork server, while the schema is restored.
+            let (fs, restored) = tokio::join!(launch_forkserver(&af.python, &af.env, dir), async {
+                if warm {
+                    template::restore(stack, &cached).await
+                } else {
+                    Ok(())
+                }
+            });
+            restored?;
+            let (process, tmp, socket) = fs?;
+            af.forkserver = Some(process);
+            af._forkserver_dir = Some(tmp);
+            af.forkserver_socket = Some(socket);
+        } else if warm {
             template::restore(stack, &cached).await?;
+        }
+        if warm {
             af.schema = Schema::Template;
         } else {
             af.run_once(
@@ -365,7 +397,11 @@ impl Airflow {
         for (name, args) in components {
             let mut spec = af.spec(name, &args);
             if name == "celery-worker" {
-                background(&mut spec);
+                if af.forkserver_socket.is_some() {
+                    spec = spec.env("HARNESS_FORKSERVER_NICE", "10");
+                } else {
+                    background(&mut spec);
+                }
             }
             let p = Process::start(&spec, &dir.join(format!("{name}.log"))).await?;
             af.components.push(p);
@@ -387,8 +423,17 @@ impl Airflow {
     }
 
     fn spec(&self, name: &str, args: &[&str]) -> Spec {
+        let launcher: Vec<String> = match &self.forkserver_socket {
+            Some(socket) => vec![
+                "-m".into(),
+                "harness_forkserver".into(),
+                "run".into(),
+                socket.display().to_string(),
+            ],
+            None => vec!["-m".into(), "airflow".into()],
+        };
         let mut spec = Spec::new(name, &self.python)
-            .args(["-m", "airflow"])
+            .args(launcher)
             .args(args.iter().copied())
             .envs(&self.env)
             .ready_when(Readiness::None, Duration::from_secs(1));
@@ -601,6 +646,7 @@ impl Airflow {
     /// Stops every Airflow process (SIGTERM to each group at once, a grace period, SIGKILL), then
     /// the broker. Call it before stopping PgBouncer and PostgreSQL.
     pub async fn stop(&mut self) {
+        let groups = self.pids();
         let mut all: Vec<&mut Process> = self.components.iter_mut().collect();
         if let Some(p) = self.create_admin.as_mut() {
             all.push(p);
@@ -608,6 +654,15 @@ impl Airflow {
         futures::future::join_all(all.into_iter().map(|p| p.stop())).await;
         self.components.clear();
         self.create_admin = None;
+        // A forked component is the fork server's child, not the launcher the group was named
+        // after: the group is empty only once the component itself has finished dying.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && groups.iter().any(|g| group_alive(*g)) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(mut f) = self.forkserver.take() {
+            f.stop().await;
+        }
         if let Some(mut r) = self.redis.take() {
             r.stop().await;
         }
@@ -784,6 +839,52 @@ impl Api {
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
+}
+
+/// True while any process is in the group (a signal-0 probe of the group succeeds).
+pub fn group_alive(pgid: u32) -> bool {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None).is_ok()
+}
+
+/// Whether components are forked from one process that imported Airflow (E2E_AIRFLOW_FORKSERVER,
+/// on unless `0`): five imports of Airflow on two cores are most of the start-up time.
+fn forkserver_enabled() -> bool {
+    std::env::var("E2E_AIRFLOW_FORKSERVER").map_or(true, |v| v != "0" && v != "false")
+}
+
+async fn launch_forkserver(
+    python: &Path,
+    env: &[(String, String)],
+    dir: &Path,
+) -> Result<(Process, tempfile::TempDir, PathBuf)> {
+    // Unix socket paths are limited to 107 bytes, too short for run directories.
+    let tmp = tempfile::Builder::new()
+        .prefix("harness-airflow-")
+        .tempdir_in("/tmp")?;
+    let socket = tmp.path().join("forkserver.sock");
+    let mut spec = Spec::new("airflow-forkserver", python)
+        .args(["-m", "harness_forkserver", "serve"])
+        .arg(socket.display().to_string())
+        .envs(env)
+        .ready_when(
+            Readiness::LogLine("forkserver ready".into()),
+            Duration::from_secs(120),
+        );
+    spec.cwd = Some(dir.to_path_buf());
+    spec.env_remove = [
+        "VIRTUAL_ENV",
+        "PYTHONHOME",
+        "AIRFLOW_CONFIG",
+        "KRB5CCNAME",
+        "KRB5_CONFIG",
+        "KRB5_CLIENT_KTNAME",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    spec.stop_grace = Duration::from_secs(2);
+    let process = Process::start(&spec, &dir.join("forkserver.log")).await?;
+    Ok((process, tmp, socket))
 }
 
 /// Runs a process that is off the path to a healthy deployment (the Celery worker, Airflow 2's

@@ -248,13 +248,26 @@ async fn run_succeeds(w: &mut World) -> Result<()> {
     // The worker stored the task's result through PgBouncer's result-backend alias.
     let s = w.stack()?;
     let client = s.pg.superuser(&s.shape.result_backend_db).await?;
-    let rows = sql::simple_rows(&client, "SELECT status FROM celery_taskmeta WHERE status = 'SUCCESS'")
-        .await
-        .context("reading Celery's result table (celery_taskmeta): the worker never wrote a result through the result backend")?;
-    ensure!(
-        !rows.is_empty(),
-        "Celery's result backend holds no SUCCESS result for the task"
-    );
+    // Celery stores the result after the task returns, which can be after Airflow marks the run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = sql::simple_rows(
+            &client,
+            "SELECT status FROM celery_taskmeta WHERE status = 'SUCCESS'",
+        )
+        .await;
+        if rows.as_ref().is_ok_and(|r| !r.is_empty()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "Celery's result backend (celery_taskmeta, through `{}`) holds no SUCCESS result 30 s after the run succeeded{}",
+                s.shape.result_backend_alias(),
+                rows.err().map(|e| format!(": {e}")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     Ok(())
 }
 
@@ -316,7 +329,7 @@ async fn ordered_teardown(w: &mut World) -> Result<()> {
     .await?;
     let left: Vec<u32> = groups
         .into_iter()
-        .filter(|g| nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g as i32), None).is_ok())
+        .filter(|g| airflow::group_alive(*g))
         .collect();
     ensure!(
         left.is_empty(),
