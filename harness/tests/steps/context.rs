@@ -44,11 +44,12 @@ pub fn init() -> Result<&'static Ctx> {
     }
     // A replayed configuration: lint errors refuse the run unless E2E_REPLAY=reproduce asks to
     // run the breakage as written; E2E_VALUES supplies the injector's selectors.
-    let values = std::env::var_os("E2E_VALUES").map(PathBuf::from);
+    let values = std::env::var_os("E2E_VALUES").map(|v| from_workspace(v.into()));
     let shape = match std::env::var_os("E2E_DEPLOYMENT") {
         Some(f) => {
             let policy: Policy = std::env::var("E2E_REPLAY").unwrap_or_default().parse()?;
-            let replay = harness::replay::load(Path::new(&f), values.as_deref(), policy)?;
+            let replay =
+                harness::replay::load(&from_workspace(f.into()), values.as_deref(), policy)?;
             for e in replay.errors() {
                 eprintln!(
                     "e2e: replaying {} as written, with {} {} at {}: {}",
@@ -106,6 +107,16 @@ pub fn init() -> Result<&'static Ctx> {
         }))?,
     )?;
     Ok(CTX.get_or_init(|| ctx))
+}
+
+/// `cargo test` runs the runner in harness/, so a relative path typed at the workspace root
+/// would not be found; xtask passes absolute paths.
+fn from_workspace(p: PathBuf) -> PathBuf {
+    if p.is_relative() && !p.exists() {
+        harness::run::workspace_root().join(p)
+    } else {
+        p
+    }
 }
 
 /// After a scenario: secret material and bulky state go unless `--keep` (keytabs, the KDC
