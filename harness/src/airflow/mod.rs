@@ -369,7 +369,7 @@ impl Airflow {
             template::save(stack, &cached).await?;
         }
         af.timings
-            .push(("schema_s".to_string(), t.elapsed().as_secs_f64()));
+            .push(("schema_and_preload_s".to_string(), t.elapsed().as_secs_f64()));
 
         let worker = [
             "celery",

@@ -46,6 +46,13 @@ async fn deploy(w: &mut World, opts: Options) -> Result<()> {
         Ok(af) => af,
         Err(e) => {
             w.airflow.elapsed = started.elapsed();
+            let failed_after = w.airflow.elapsed.as_secs_f64();
+            save(
+                w,
+                "airflow-timings.json",
+                &serde_json::json!({"version": opts.version.pin(), "failed_after_s": failed_after})
+                    .to_string(),
+            )?;
             w.airflow.outcome = Some(Err(format!("{e:#}")));
             return Ok(());
         }
@@ -64,6 +71,7 @@ async fn deploy(w: &mut World, opts: Options) -> Result<()> {
             "version": opts.version.pin(),
             "schema": format!("{:?}", af.schema),
             "phases": timings,
+            "healthy_or_failed_after_s": w.airflow.elapsed.as_secs_f64(),
         }))?,
     )?;
     match healthy {
