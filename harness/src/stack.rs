@@ -250,121 +250,10 @@ impl Stack {
         }
     }
 
-    /// The deployment's extraIni with the options applied. Options equal to what the file says
-    /// leave it verbatim, so a replay runs the customer's text and not a re-rendering of it.
-    fn extra_ini(&self, opts: &PgbouncerOptions) -> String {
-        const NEGOTIATE: &str = "server_gssauth_negotiate";
-        const SPN: &str = "server_krb_spn";
-        let original = self
-            .shape
-            .deployment
-            .pgbouncer()
-            .extra_ini
-            .unwrap_or_default();
-        let mut out = if opts.negotiate == self.shape.extra_ini_setting(NEGOTIATE)
-            && opts.spn == self.shape.extra_ini_setting(SPN)
-        {
-            original
-        } else {
-            let mut kept = String::new();
-            for line in original.lines() {
-                let key = line
-                    .split_once('=')
-                    .map(|(k, _)| k.trim().to_ascii_lowercase());
-                if !matches!(key.as_deref(), Some(NEGOTIATE | SPN)) {
-                    kept += line;
-                    kept.push('\n');
-                }
-            }
-            if let Some(n) = &opts.negotiate {
-                kept += &format!("{NEGOTIATE} = {n}\n");
-            }
-            if let Some(spn) = &opts.spn {
-                kept += &format!("{SPN} = {spn}\n");
-            }
-            kept
-        };
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        for l in &opts.extra_ini {
-            out += l;
-            out.push('\n');
-        }
-        out
-    }
-
     /// The deployment PgBouncer ini, rendered by harness-config exactly as the deployment chart
-    /// renders it, placed locally: listening on 127.0.0.1 at a free port, users.txt in `dir`,
-    /// every configured database host dialled at this stack's PostgreSQL. The names Kerberos
-    /// sees (SPN, principal, realm) stay the configured ones.
+    /// renders it, placed locally (see [`render_local_ini`]).
     pub fn render_pgbouncer_ini(&self, opts: &PgbouncerOptions, dir: &Path) -> Result<String> {
-        let mut deployment = self.shape.deployment.clone();
-        let extra_ini = self.extra_ini(opts);
-        let mut pg = deployment.pgbouncer();
-        pg.extra_ini = Some(extra_ini.clone());
-        deployment.pgbouncer_config = Some(pg.clone());
-
-        let mut host_map = std::collections::BTreeMap::new();
-        for c in [deployment.metadata(), deployment.result_backend()]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(h) = &c.host {
-                host_map.insert(
-                    h.clone(),
-                    Dial {
-                        host: "127.0.0.1".into(),
-                        port: Some(self.pg.port),
-                    },
-                );
-            }
-        }
-        let mut extra_lines = vec![
-            // TCP only: the socket directory of the pod does not exist here.
-            "unix_socket_dir =".to_string(),
-            // The admin console, for SHOW POOLS/SERVERS in a failed scenario's diagnosis.
-            format!("admin_users = {}", crate::pgbouncer::ADMIN_USER),
-            // The chart turns connection logging off; the evidence the flow works (or where it
-            // breaks) is in exactly these lines.
-            "log_connections = 1".to_string(),
-            "log_disconnections = 1".to_string(),
-        ];
-        // Without server_krb_spn the fork asks for postgres/<host of the [databases] line>; on
-        // the platform that is the configured host, here it would be 127.0.0.1. Name the
-        // principal the platform would ask for, so a missing SPN behaves as it does there.
-        let per_db_spn = |extras: &Option<String>| {
-            extras
-                .as_deref()
-                .and_then(|e| harness_config::ini::parse_db_extras(e).ok())
-                .is_some_and(|kv| {
-                    kv.iter()
-                        .any(|(k, v)| k.eq_ignore_ascii_case("server_krb_spn") && !v.is_empty())
-                })
-        };
-        let global_spn = harness_config::ini::last_setting(
-            &harness_config::ini::settings(&extra_ini),
-            "server_krb_spn",
-        )
-        .is_some_and(|v| !v.is_empty());
-        let every_db_has_one =
-            per_db_spn(&pg.extra_ini_metadata) && per_db_spn(&pg.extra_ini_result_backend);
-        if !global_spn && !every_db_has_one {
-            extra_lines.push(format!("server_krb_spn = {}", self.shape.spn));
-        }
-        let placement = Placement {
-            listen_addr: "127.0.0.1".into(),
-            listen_port: self.pgbouncer_port,
-            auth_file: dir.join("users.txt"),
-            logfile: None,
-            pidfile: None,
-            unix_socket_dir: None,
-            extra_lines,
-            host_map,
-            chart: Default::default(),
-        };
-        harness_config::render_pgbouncer_ini(&deployment, &placement)
-            .map_err(|e| anyhow::anyhow!("rendering PgBouncer's ini from the deployment: {e}"))
+        render_local_ini(&self.shape, opts, dir, self.pgbouncer_port, self.pg.port)
     }
 
     pub async fn start_pgbouncer(&mut self, opts: &PgbouncerOptions) -> Result<()> {
@@ -464,5 +353,222 @@ impl Stack {
         self.pg.stop().await;
         self.realm.stop().await;
         crate::redact::sweep(&self.dir);
+    }
+}
+
+/// The deployment's extraIni with the options applied. A setting the options leave as the file
+/// has it keeps the file's lines verbatim, so a replay runs the customer's text; a changed one
+/// takes the place of the file's last line for that key (or is appended).
+fn extra_ini(shape: &Shape, opts: &PgbouncerOptions) -> String {
+    let original = shape.deployment.pgbouncer().extra_ini.unwrap_or_default();
+    let mut lines: Vec<Option<String>> = original.lines().map(|l| Some(l.to_string())).collect();
+    for (key, wanted) in [
+        ("server_gssauth_negotiate", &opts.negotiate),
+        ("server_krb_spn", &opts.spn),
+    ] {
+        if *wanted == shape.extra_ini_setting(key) {
+            continue;
+        }
+        let mut last = None;
+        for (i, line) in lines.iter_mut().enumerate() {
+            let is_key = line
+                .as_deref()
+                .and_then(|l| l.split_once('='))
+                .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case(key));
+            if is_key {
+                *line = None;
+                last = Some(i);
+            }
+        }
+        if let Some(v) = wanted {
+            let line = Some(format!("{key} = {v}"));
+            match last {
+                Some(i) => lines[i] = line,
+                None => lines.push(line),
+            }
+        }
+    }
+    let mut out = String::new();
+    for l in lines
+        .into_iter()
+        .flatten()
+        .chain(opts.extra_ini.iter().cloned())
+    {
+        out += &l;
+        out.push('\n');
+    }
+    out
+}
+
+/// The deployment PgBouncer ini, rendered by harness-config exactly as the deployment chart
+/// renders it, placed locally: listening on 127.0.0.1 at a free port, users.txt in `dir`,
+/// every configured database host dialled at the local PostgreSQL (`pg_port`). The names Kerberos
+/// sees (SPN, principal, realm) stay the configured ones.
+pub fn render_local_ini(
+    shape: &Shape,
+    opts: &PgbouncerOptions,
+    dir: &Path,
+    listen_port: u16,
+    pg_port: u16,
+) -> Result<String> {
+    let mut deployment = shape.deployment.clone();
+    let extra_ini = extra_ini(shape, opts);
+    let mut pg = deployment.pgbouncer();
+    pg.extra_ini = Some(extra_ini.clone());
+    deployment.pgbouncer_config = Some(pg.clone());
+
+    let mut host_map = std::collections::BTreeMap::new();
+    for c in [deployment.metadata(), deployment.result_backend()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(h) = &c.host {
+            host_map.insert(
+                h.clone(),
+                Dial {
+                    host: "127.0.0.1".into(),
+                    port: Some(pg_port),
+                },
+            );
+        }
+    }
+    let mut extra_lines = vec![
+        // TCP only: the socket directory of the pod does not exist here.
+        "unix_socket_dir =".to_string(),
+        // The admin console, for SHOW POOLS/SERVERS in a failed scenario's diagnosis.
+        format!("admin_users = {}", crate::pgbouncer::ADMIN_USER),
+        // The chart turns connection logging off; the evidence the flow works (or where it
+        // breaks) is in exactly these lines.
+        "log_connections = 1".to_string(),
+        "log_disconnections = 1".to_string(),
+    ];
+    // Without server_krb_spn the fork asks for postgres/<host of the [databases] line>; on
+    // the platform that is the configured host, here it would be 127.0.0.1. Name the
+    // principal the platform would ask for, so a missing SPN behaves as it does there.
+    let per_db_spn = |extras: &Option<String>| {
+        extras
+            .as_deref()
+            .and_then(|e| harness_config::ini::parse_db_extras(e).ok())
+            .is_some_and(|kv| {
+                kv.iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("server_krb_spn") && !v.is_empty())
+            })
+    };
+    let global_spn = harness_config::ini::last_setting(
+        &harness_config::ini::settings(&extra_ini),
+        "server_krb_spn",
+    )
+    .is_some_and(|v| !v.is_empty());
+    let every_db_has_one =
+        per_db_spn(&pg.extra_ini_metadata) && per_db_spn(&pg.extra_ini_result_backend);
+    if !global_spn && !every_db_has_one {
+        extra_lines.push(format!("server_krb_spn = {}", shape.spn));
+    }
+    let placement = Placement {
+        listen_addr: "127.0.0.1".into(),
+        listen_port,
+        auth_file: dir.join("users.txt"),
+        logfile: None,
+        pidfile: None,
+        unix_socket_dir: None,
+        extra_lines,
+        host_map,
+        chart: Default::default(),
+    };
+    harness_config::render_pgbouncer_ini(&deployment, &placement)
+        .map_err(|e| anyhow::anyhow!("rendering PgBouncer's ini from the deployment: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(shape: &Shape) -> PgbouncerOptions {
+        PgbouncerOptions {
+            negotiate: shape.extra_ini_setting("server_gssauth_negotiate"),
+            spn: shape.extra_ini_setting("server_krb_spn"),
+            keytab: None,
+            extra_ini: Vec::new(),
+        }
+    }
+
+    /// The local file is the platform's file with only the placement changed: same lines in the
+    /// same order once the harness section and the local addresses are taken out.
+    #[test]
+    fn the_local_ini_is_the_platform_ini_placed_locally() {
+        let shape = Shape::default();
+        let dir = Path::new("/run/pgb");
+        let local = render_local_ini(&shape, &opts(&shape), dir, 16432, 15432).unwrap();
+        let platform = harness_config::render_for_platform(&shape.deployment).unwrap();
+        let mut in_harness = false;
+        let normalised: Vec<String> = local
+            .lines()
+            .filter(|l| {
+                if l.starts_with("; ---- harness") {
+                    in_harness = true;
+                } else if l.starts_with("; ---- pgbouncerConfig.extraIni") {
+                    in_harness = false;
+                    return false;
+                }
+                !in_harness
+            })
+            .map(|l| {
+                l.replace("host=127.0.0.1", "host=db.example.test")
+                    .replace("port=15432", "port=5432")
+                    .replace("listen_port = 16432", "listen_port = 6543")
+                    .replace("listen_addr = 127.0.0.1", "listen_addr = *")
+                    .replace("/run/pgb/users.txt", "/etc/pgbouncer/users.txt")
+            })
+            .collect();
+        // The blank line that separates the harness section is the only other difference.
+        let platform: Vec<&str> = platform.lines().collect();
+        let normalised: Vec<&str> = normalised.iter().map(String::as_str).collect();
+        assert_eq!(
+            normalised
+                .iter()
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>(),
+            platform
+                .iter()
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+        );
+        assert!(local.ends_with(&shape.deployment.pgbouncer().extra_ini.unwrap()));
+    }
+
+    #[test]
+    fn an_option_replaces_the_files_line_and_keeps_the_rest_verbatim() {
+        let mut shape = Shape::default();
+        let mut pg = shape.deployment.pgbouncer();
+        pg.extra_ini = Some(
+            "; from the customer's runbook\nserver_gssauth_negotiate=allow\nserver_krb_spn = postgres/db.example.test@EXAMPLE.TEST\nserver_lifetime = 600\n".into(),
+        );
+        shape.deployment.pgbouncer_config = Some(pg);
+        let verbatim = render_local_ini(&shape, &opts(&shape), Path::new("/d"), 1, 2).unwrap();
+        assert!(verbatim.contains("\nserver_gssauth_negotiate=allow\n"));
+        let mut o = opts(&shape);
+        o.negotiate = Some("disable".into());
+        let changed = render_local_ini(&shape, &o, Path::new("/d"), 1, 2).unwrap();
+        let extra = changed
+            .split("; ---- pgbouncerConfig.extraIni, verbatim ----\n")
+            .nth(1)
+            .unwrap();
+        assert_eq!(
+            extra,
+            "; from the customer's runbook\nserver_gssauth_negotiate = disable\nserver_krb_spn = postgres/db.example.test@EXAMPLE.TEST\nserver_lifetime = 600\n"
+        );
+    }
+
+    #[test]
+    fn without_an_spn_the_fork_s_default_names_the_configured_host() {
+        let mut shape = Shape::default();
+        let mut pg = shape.deployment.pgbouncer();
+        pg.extra_ini = Some("server_gssauth_negotiate = allow\n".into());
+        shape.deployment.pgbouncer_config = Some(pg);
+        let ini = render_local_ini(&shape, &opts(&shape), Path::new("/d"), 1, 2).unwrap();
+        assert!(
+            ini.contains("\nserver_krb_spn = postgres/db.example.test@EXAMPLE.TEST\n"),
+            "{ini}"
+        );
     }
 }
