@@ -121,3 +121,19 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | labels-missing      | metadata       | server_gssauth_negotiate = allow                          | No credentials were supplied                                               |
       | labels-selector     | metadata       | server_gssauth_negotiate = allow                          | No credentials were supplied                                               |
       | spn-malformed       | metadata       | server_gssauth_negotiate = allow                          | Server db.example.test@EXAMPLE.TEST not found in Kerberos database         |
+
+  Scenario Outline: Run as written, <file> still reaches the database: the error is latent
+    Given the deployment file "fixtures/deployments/broken/<file>.yaml"
+    When the environment is built from the deployment file as written, errors included
+    And a client connects through PgBouncer to the metadata database as Airflow would
+    Then the connection succeeds
+    And pg_stat_gssapi shows the client's session GSS-authenticated as "{principal}"
+
+    # extra-user-missing: without user= PgBouncer logs in as the client's name, which happens to
+    # be the principal; it breaks as soon as the client name differs. spn-missing: the fork asks
+    # for postgres/<configured host>, right as long as the pod's default realm is the database's.
+    Examples:
+      | file                  |
+      | extra-user-missing    |
+      | extra-metadata-absent |
+      | spn-missing           |

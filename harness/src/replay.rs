@@ -284,6 +284,25 @@ mod tests {
         assert!(e.contains("KRB018"), "{e}");
     }
 
+    /// features/config.feature runs every broken fixture through lint; a new fixture must be
+    /// added to its examples.
+    #[test]
+    fn every_broken_fixture_is_a_scenario() {
+        let feature =
+            std::fs::read_to_string(crate::run::workspace_root().join("features/config.feature"))
+                .unwrap();
+        let missing: Vec<String> = std::fs::read_dir(fixture("broken"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .filter(|stem| !feature.contains(&format!("| {stem} ")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "broken fixtures without a scenario in features/config.feature: {missing:?}"
+        );
+    }
+
     #[test]
     fn a_user_without_realm_keeps_the_principal_from_the_pod() {
         let r = load(
