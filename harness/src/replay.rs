@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use harness_config::{Deployment, EnvironmentShape, Finding, LabelSelector, Severity};
+use harness_config::{
+    Deployment, EnvironmentShape, Finding, LabelSelector, Severity, GENERATED_SECRET,
+};
 
 use crate::stack::Shape;
 
@@ -157,7 +159,22 @@ fn identity(d: &Deployment) -> Option<String> {
     found
 }
 
-fn shape_of(file: &Path, d: Deployment, selectors: Option<&[LabelSelector]>) -> Result<Shape> {
+fn shape_of(file: &Path, mut d: Deployment, selectors: Option<&[LabelSelector]>) -> Result<Shape> {
+    // users.txt and Airflow's URLs both use the run's generated secret, so a literal `pass` (a
+    // customer's real one, perhaps) is never needed: keep it out of the shape, which is cloned
+    // and printed, and out of every log the redactor sweeps.
+    for c in [
+        &mut d.metadata_connection_json,
+        &mut d.result_backend_connection_json,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(p) = c.value.pass.as_mut().filter(|p| *p != GENERATED_SECRET) {
+            crate::secret::Secret::adopt(p.clone());
+            *p = GENERATED_SECRET.into();
+        }
+    }
     let principal = identity(&d).ok_or_else(|| {
         anyhow::anyhow!(
             "{}: metadataConnectionJson.user: no Kerberos principal in the file (neither connection user nor \
@@ -301,6 +318,18 @@ mod tests {
             missing.is_empty(),
             "broken fixtures without a scenario in features/config.feature: {missing:?}"
         );
+    }
+
+    #[test]
+    fn a_literal_password_stays_out_of_the_shape() {
+        let r = load(&fixture("broken/pass-literal.yaml"), None, Policy::Refuse).unwrap();
+        assert!(!format!("{:?}", r.shape).contains("Tr0ub4dor"));
+        for c in [
+            r.shape.deployment.metadata(),
+            r.shape.deployment.result_backend(),
+        ] {
+            assert_eq!(c.unwrap().pass.as_deref(), Some(GENERATED_SECRET));
+        }
     }
 
     #[test]
