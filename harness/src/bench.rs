@@ -55,6 +55,14 @@ async fn baseline_once(dir: &Path) -> Result<Duration> {
             if let Some(g) = pgid {
                 let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
             }
+            // The script's cleanup trap does not run after SIGKILL, and PgBouncer (`-d`) and
+            // PostgreSQL (pg_ctl) left the process group: stop them by their pid files.
+            for pidfile in [dir.join("pgb/pid"), dir.join("pg/data/postmaster.pid")] {
+                let pid = std::fs::read_to_string(&pidfile).ok().and_then(|t| t.lines().next()?.trim().parse::<i32>().ok());
+                if let Some(pid) = pid {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
             anyhow::bail!("the baseline script did not finish within 60 s (see {})", dir.display());
         }
     };
