@@ -9,7 +9,7 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 REALM=EXAMPLE.TEST
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 KDC_PORT=$(free_port); PG_PORT=$(free_port); PGB_PORT=$(free_port)
-mkdir -p "$T/kdc" "$T/pg" "$T/pgb"; chmod 755 "$T" "$T/pg" "$T/pgb"
+mkdir -p "$T/kdc" "$T/pg" "$T/pgb"; chmod 755 "$T" "$T/pg" "$T/pgb"; chown postgres "$T/pg"
 SOCK=$(mktemp -d /tmp/naive-pg.XXXXXX); chown postgres "$SOCK"
 cleanup() {
   set +e
@@ -85,6 +85,7 @@ server_krb_spn = postgres/db.example.test@$REALM
 CONF
 chown -R postgres "$T/pgb"
 runuser -u postgres -- env KRB5_CONFIG="$KRB5_CONFIG" KRB5_CLIENT_KTNAME="$T/pgb/client.keytab" KRB5CCNAME="FILE:$T/pgb/cc" "$PGB" -d "$T/pgb/pgbouncer.ini"
-until psql "host=127.0.0.1 port=$PGB_PORT" -c '' 2>&1 | grep -qv "Connection refused"; do sleep 0.05; done
+# Wait for PgBouncer's port (bash's /dev/tcp: no client, no pipeline for pipefail to trip on).
+for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$PGB_PORT") 2>/dev/null && break; sleep 0.05; done
 out=$(PGPASSWORD=$PW psql -h 127.0.0.1 -p "$PGB_PORT" -U "astro_user@$REALM" -d airflow -Atc "select gss_authenticated from pg_stat_gssapi where pid = pg_backend_pid()")
 [[ $out == t ]] || { echo "naive stack: expected a GSS-authenticated session, got: $out" >&2; exit 1; }
