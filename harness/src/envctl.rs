@@ -9,11 +9,16 @@ use anyhow::{Context, Result};
 use crate::secret::write_private;
 use crate::stack::{Shape, Stack};
 
-pub async fn serve(dir: &Path, deployment: Option<&Path>) -> Result<()> {
+pub async fn serve(dir: &Path, deployment: Option<&Path>, values: Option<&Path>) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     crate::run::make_traversable(dir)?;
     let shape = match deployment {
-        Some(f) => crate::replay::shape_from_file(f)?,
+        Some(f) => {
+            // The same policy as the e2e runner: `--reproduce` (E2E_REPLAY=reproduce) builds a
+            // broken file as written, so its failure can be poked at by hand.
+            let policy: crate::replay::Policy = std::env::var("E2E_REPLAY").unwrap_or_default().parse()?;
+            crate::replay::load(f, values, policy)?.shape
+        }
         None => Shape::default(),
     };
     let mut stack = Stack::up(dir, shape).await?;

@@ -98,7 +98,7 @@ pub fn load(deployment: &Path, values: Option<&Path>, policy: Policy) -> Result<
         let mut msg = match policy {
             Policy::Refuse => format!(
                 "{} has {} lint error(s); an environment built from it would not be the one the platform builds.\n\
-                 Fix them, or run the breakage on purpose with E2E_REPLAY=reproduce.\n",
+                 Fix them, or run the breakage on purpose with `cargo xtask e2e --reproduce` (E2E_REPLAY=reproduce).\n",
                 deployment.display(),
                 blocking.len()
             ),

@@ -36,6 +36,10 @@ pub struct E2eArgs {
     /// The control plane's values.yaml that goes with --deployment.
     #[arg(long)]
     pub values: Option<PathBuf>,
+    /// Build the replayed environment from the file as written, lint errors included, to watch
+    /// it fail the way the platform would (only for errors the local tier can reproduce).
+    #[arg(long, requires = "deployment")]
+    pub reproduce: bool,
     /// Airflow major version for @airflow scenarios that do not name one.
     #[arg(long, default_value = "3", value_parser = ["2", "3"])]
     pub airflow: String,
@@ -91,6 +95,10 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
         .env("E2E_KEEP", if a.keep { "1" } else { "0" })
         .env("E2E_OFFLINE", if a.offline { "1" } else { "0" })
         .env("E2E_AIRFLOW", &a.airflow)
+        .env(
+            "E2E_REPLAY",
+            if a.reproduce { "reproduce" } else { "refuse" },
+        )
         .env("E2E_CONCURRENCY", a.concurrency.to_string())
         .env("E2E_RUN_TIMEOUT_MIN", a.timeout_min.to_string());
     for (k, v) in [("E2E_TAGS", &a.tags), ("E2E_NAME", &a.name)] {

@@ -22,6 +22,12 @@ pub enum EnvCmd {
         /// Shape the environment after a deployment file (realm, principal, host, names).
         #[arg(long)]
         deployment: Option<PathBuf>,
+        /// The control plane's values that go with --deployment.
+        #[arg(long, requires = "deployment")]
+        values: Option<PathBuf>,
+        /// Build a deployment file with lint errors as written (see `e2e --reproduce`).
+        #[arg(long, requires = "deployment")]
+        reproduce: bool,
         #[arg(long)]
         offline: bool,
     },
@@ -74,27 +80,43 @@ pub fn run(cmd: EnvCmd) -> Result<i32> {
         EnvCmd::Up {
             name,
             deployment,
+            values,
+            reproduce,
             offline,
-        } => up(&name, deployment.as_deref(), offline),
+        } => up(
+            &name,
+            deployment.as_deref(),
+            values.as_deref(),
+            reproduce,
+            offline,
+        ),
         EnvCmd::Down { name } => down(&name),
         EnvCmd::Status { name } => status(&name),
         EnvCmd::Shell { name } => shell(&name),
     }
 }
 
-fn up(name: &str, deployment: Option<&Path>, offline: bool) -> Result<i32> {
+fn up(
+    name: &str,
+    deployment: Option<&Path>,
+    values: Option<&Path>,
+    reproduce: bool,
+    offline: bool,
+) -> Result<i32> {
     let dir = env_dir(name)?;
     if let Some(pid) = running_pid(&dir) {
         println!("env `{name}` is already running (pid {pid}); `cargo xtask env status --name {name}` shows it");
         return Ok(0);
     }
-    let deployment = match deployment {
-        Some(p) => Some(
+    let canonical = |flag: &str, p: Option<&Path>| -> Result<Option<PathBuf>> {
+        p.map(|p| {
             std::fs::canonicalize(p)
-                .with_context(|| format!("--deployment {}: no such file", p.display()))?,
-        ),
-        None => None,
+                .with_context(|| format!("{flag} {}: no such file", p.display()))
+        })
+        .transpose()
     };
+    let deployment = canonical("--deployment", deployment)?;
+    let values = canonical("--values", values)?;
     deps::ensure(&[Need::Build, Need::PgbouncerBuild, Need::Run], offline)?;
     cargo::run(
         "building the harness",
@@ -109,6 +131,10 @@ fn up(name: &str, deployment: Option<&Path>, offline: bool) -> Result<i32> {
     if let Some(d) = &deployment {
         cmd.arg("--deployment").arg(d);
     }
+    if let Some(v) = &values {
+        cmd.arg("--values").arg(v);
+    }
+    cmd.env("E2E_REPLAY", if reproduce { "reproduce" } else { "refuse" });
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 fn rule_rows(text: &str) -> Vec<String> {
-    text.lines().filter(|l| l.starts_with("| KRB")).map(|l| l.trim().to_string()).collect()
+    text.lines()
+        .filter(|l| l.starts_with("| KRB"))
+        .map(|l| l.trim().to_string())
+        .collect()
 }
 
 #[test]
@@ -18,5 +21,9 @@ fn readme_lists_every_rule_as_rules_md_does() {
     for row in &want {
         assert!(have.contains(row), "README.md lacks or differs in the row:\n{row}\n(copy the table from harness/config/RULES.md)");
     }
-    assert_eq!(have.len(), want.len(), "README.md has rule rows RULES.md does not");
+    assert_eq!(
+        have.len(),
+        want.len(),
+        "README.md has rule rows RULES.md does not"
+    );
 }

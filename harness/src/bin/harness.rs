@@ -23,6 +23,10 @@ enum Cmd {
         /// A deployment file to replay (realm, principal, database host and names).
         #[arg(long)]
         deployment: Option<PathBuf>,
+        /// The control plane's values (the injector's selectors decide whether PgBouncer gets
+        /// credentials).
+        #[arg(long)]
+        values: Option<PathBuf>,
     },
     /// Measures the stack start-up against a naive sequential script; prints JSON.
     Bench {
@@ -39,7 +43,9 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result: Result<()> = rt.block_on(async {
         match cli.cmd {
-            Cmd::EnvServe { dir, deployment } => harness::envctl::serve(&dir, deployment.as_deref()).await,
+            Cmd::EnvServe { dir, deployment, values } => {
+                harness::envctl::serve(&dir, deployment.as_deref(), values.as_deref()).await
+            }
             Cmd::Bench { runs, out } => harness::bench::run(runs, out.as_deref()).await,
         }
     });
