@@ -111,14 +111,23 @@ impl World {
 
     pub async fn begin(&mut self, scenario: &str) {
         let ctx = context::get();
-        let mut name = harness::run::slug(scenario);
-        // Scenario outlines and repeated names get distinct directories.
+        let base = harness::run::slug(scenario);
+        // Scenario outlines and names alike in their first 60 characters get distinct
+        // directories. Concurrent scenarios claim a name by creating it (atomic), not by
+        // checking first, so two of them can never share one.
         let mut n = 1;
-        while ctx.run.root.join(&name).exists() {
-            n += 1;
-            name = format!("{}-{n}", harness::run::slug(scenario));
-        }
-        self.dir = ctx.run.subdir(&name).ok();
+        self.dir = loop {
+            let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let p = ctx.run.root.join(&name);
+            match std::fs::create_dir(&p) {
+                Ok(()) => break harness::run::make_traversable(&p).ok().map(|_| p),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                Err(e) => {
+                    eprintln!("could not create the scenario directory {}: {e}", p.display());
+                    break None;
+                }
+            }
+        };
     }
 
     pub async fn finish(&mut self, scenario: &str, failed: bool) {
