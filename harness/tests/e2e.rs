@@ -116,7 +116,7 @@ async fn run() -> i32 {
         "hook_errors": summary.hook_errors(),
     });
     let _ = std::fs::write(ctx.run.root.join("summary.json"), serde_json::to_string_pretty(&report).unwrap());
-    context::finish_run(&ctx);
+    context::finish_run(ctx);
     // CI (CI=true) treats a skipped scenario as a failure: a missing tool must not pass silently.
     let skipped_fails = ctx.ci && sc.skipped > 0;
     println!("\nartifacts: {}", ctx.run.root.display());
