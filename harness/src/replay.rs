@@ -110,16 +110,7 @@ pub fn load(deployment: &Path, values: Option<&Path>, policy: Policy) -> Result<
             ),
         };
         for f in &blocking {
-            let _ = write!(
-                msg,
-                "error[{} {}] {}: {}: {}\n    fix: {}\n",
-                f.rule,
-                f.name,
-                f.file.display(),
-                f.path,
-                f.message,
-                f.fix
-            );
+            let _ = writeln!(msg, "{f}");
         }
         bail!("{}", msg.trim_end());
     }

@@ -45,6 +45,24 @@ pub struct Finding {
     pub fix: String,
 }
 
+/// The text form lint prints and the harness repeats when it refuses a replay:
+/// `error[KRB011 spn-host] file: path: message` and the fix on its own line.
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{} {}] {}: {}: {}\n    fix: {}",
+            self.severity.as_str(),
+            self.rule,
+            self.name,
+            self.file.display(),
+            self.path,
+            self.message,
+            self.fix
+        )
+    }
+}
+
 /// Collects the findings of one file.
 pub(crate) struct Sink<'a> {
     pub file: &'a Path,

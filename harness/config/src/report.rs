@@ -80,17 +80,7 @@ pub fn print_report(
         }
         Format::Text => {
             for f in findings {
-                writeln!(
-                    out,
-                    "{}[{} {}] {}: {}: {}\n    fix: {}",
-                    f.severity.as_str(),
-                    f.rule,
-                    f.name,
-                    f.file.display(),
-                    f.path,
-                    f.message,
-                    f.fix
-                )?;
+                writeln!(out, "{f}")?;
             }
             writeln!(
                 out,
