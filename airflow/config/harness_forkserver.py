@@ -110,6 +110,9 @@ def run(path, argv, nice):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(path)
+    # `@env:NAME` stands for a secret in this launcher's environment: the forked component gets
+    # the value over the socket, and no command line ever shows it.
+    argv = [os.environ[a[5:]] if a.startswith("@env:") else a for a in argv]
     req = {"argv": ["airflow", *argv], "pgid": os.getpgrp(), "nice": nice}
     socket.send_fds(conn, [json.dumps(req).encode()], [0, 1, 2])
     data = b""

@@ -368,8 +368,10 @@ impl Airflow {
             .await?;
             template::save(stack, &cached).await?;
         }
-        af.timings
-            .push(("schema_and_preload_s".to_string(), t.elapsed().as_secs_f64()));
+        af.timings.push((
+            "schema_and_preload_s".to_string(),
+            t.elapsed().as_secs_f64(),
+        ));
 
         let worker = [
             "celery",
@@ -407,16 +409,37 @@ impl Airflow {
             af.components.push(p);
         }
         if version == Version::Airflow2 {
-            // The password stays out of the command line (and so out of `ps`): the CLI reads it
-            // from the environment of this one process.
-            let code = "import os, sys\nsys.argv = ['airflow', 'users', 'create', '--role', 'Admin', '--username', os.environ['HARNESS_ADMIN_USER'], '--password', os.environ['HARNESS_ADMIN_PASSWORD'], '--firstname', 'Harness', '--lastname', 'Admin', '--email', 'admin@example.test']\nfrom airflow.__main__ import main\nmain()\n";
-            let spec = af
-                .spec("create-admin", &[])
+            // The password stays out of every command line (and so out of `ps`): it travels in
+            // the environment of this one process. The health wait also waits for this user,
+            // so it runs at normal priority.
+            let mut spec = if af.forkserver_socket.is_some() {
+                let user = af.admin_user.clone();
+                let args = [
+                    "users",
+                    "create",
+                    "--role",
+                    "Admin",
+                    "--username",
+                    &user,
+                    "--password",
+                    "@env:HARNESS_ADMIN_PASSWORD",
+                    "--firstname",
+                    "Harness",
+                    "--lastname",
+                    "Admin",
+                    "--email",
+                    "admin@example.test",
+                ];
+                af.spec("create-admin", &args)
+            } else {
+                let code = "import os, sys\nsys.argv = ['airflow', 'users', 'create', '--role', 'Admin', '--username', os.environ['HARNESS_ADMIN_USER'], '--password', os.environ['HARNESS_ADMIN_PASSWORD'], '--firstname', 'Harness', '--lastname', 'Admin', '--email', 'admin@example.test']\nfrom airflow.__main__ import main\nmain()\n";
+                let mut spec = af.spec("create-admin", &[]);
+                spec.args = vec!["-c".into(), code.into()];
+                spec
+            };
+            spec = spec
                 .env("HARNESS_ADMIN_USER", af.admin_user.clone())
                 .env("HARNESS_ADMIN_PASSWORD", af.admin_password.expose());
-            let mut spec = spec;
-            spec.args = vec!["-c".into(), code.into()];
-            background(&mut spec);
             af.create_admin = Some(Process::start(&spec, &dir.join("create-admin.log")).await?);
         }
         Ok(af)
