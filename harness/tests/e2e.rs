@@ -12,6 +12,9 @@ use cucumber::{writer, World as _, WriterExt as _};
 
 use steps::{context, World};
 
+/// Scenarios that failed, for the rerun hints printed before the summary.
+static FAILED_NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 fn main() {
     // Probe children (Kerberos logins in their own environment) re-enter here.
     harness::child::dispatch();
@@ -68,6 +71,9 @@ async fn run() -> i32 {
             Box::pin(async move {
                 use cucumber::event::ScenarioFinished as F;
                 let failed = matches!(ev, F::StepFailed(..) | F::BeforeHookFailed(..));
+                if failed {
+                    FAILED_NAMES.lock().unwrap_or_else(|e| e.into_inner()).push(scenario.name.clone());
+                }
                 steps::count(match ev {
                     F::StepPassed => steps::Outcome::Passed,
                     F::StepSkipped => steps::Outcome::Skipped,
@@ -119,6 +125,23 @@ async fn run() -> i32 {
     context::finish_run(ctx);
     // CI (CI=true) treats a skipped scenario as a failure: a missing tool must not pass silently.
     let skipped_fails = ctx.ci && sc.skipped > 0;
+    let failed_names = FAILED_NAMES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !failed_names.is_empty() {
+        println!("\nfailed (each scenario's logs and diagnosis are in its directory under the artifacts):");
+        // The same replay settings, or the rerun would test another configuration.
+        let mut same = String::new();
+        for (var, flag) in [("E2E_DEPLOYMENT", "--deployment"), ("E2E_VALUES", "--values")] {
+            if let Ok(v) = std::env::var(var) {
+                same += &format!(" {flag} '{v}'");
+            }
+        }
+        if std::env::var("E2E_REPLAY").as_deref() == Ok("reproduce") {
+            same += " --reproduce";
+        }
+        for n in &failed_names {
+            println!("  {n}\n    rerun: cargo xtask e2e --name '^{}$'{same} --keep", regex::escape(n).replace('\'', "."));
+        }
+    }
     println!("\nartifacts: {}", ctx.run.root.display());
     println!("e2e: {} passed, {} failed, {} skipped", sc.passed, failed, sc.skipped);
     let _ = std::io::stdout().flush();

@@ -50,3 +50,39 @@ pub fn check() -> Result<i32> {
     eprintln!("xtask: fmt and clippy clean");
     Ok(0)
 }
+
+/// Builds one test target and returns its executable, from cargo's JSON messages (the file name
+/// carries a hash only cargo knows).
+pub fn test_binary(what: &str, package: &str, test: &str) -> Result<PathBuf> {
+    let args = [
+        "test",
+        "--quiet",
+        "-p",
+        package,
+        "--test",
+        test,
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ];
+    eprintln!("xtask: {what} (cargo {})", args.join(" "));
+    let out = cargo()
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not run cargo for {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed (cargo {}: {})", args.join(" "), out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"] == test
+                && m["profile"]["test"] == true
+        })
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .with_context(|| {
+            format!("cargo built no executable for test target `{test}` of `{package}`")
+        })
+}

@@ -82,15 +82,20 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
         bail!("--values needs --deployment: the environment is shaped by the deployment file, the values only add the control plane's checks");
     }
     deps::ensure(ALL_NEEDS, a.offline)?;
-    cargo::run(
-        "building the harness and its scenario runner",
-        &[
-            "test", "--quiet", "-p", "harness", "--test", "e2e", "--no-run",
-        ],
-    )?;
+    scenarios(a, deployment.as_deref(), values.as_deref())
+}
 
-    let mut cmd = cargo::cargo();
-    cmd.args(["test", "--quiet", "-p", "harness", "--test", "e2e"])
+/// Builds and runs the scenario runner. It is run directly, not through `cargo test`, so its
+/// summary line (`e2e: N passed, N failed, N skipped`) stays the last line printed even when a
+/// scenario fails (cargo would add its own error lines after it).
+fn scenarios(a: &E2eArgs, deployment: Option<&Path>, values: Option<&Path>) -> Result<i32> {
+    let runner = cargo::test_binary(
+        "building the harness and its scenario runner",
+        "harness",
+        "e2e",
+    )?;
+    let mut cmd = std::process::Command::new(&runner);
+    cmd.current_dir(cargo::root().join("harness"))
         .env("E2E_TIER", &a.tier)
         .env("E2E_KEEP", if a.keep { "1" } else { "0" })
         .env("E2E_OFFLINE", if a.offline { "1" } else { "0" })
@@ -101,20 +106,22 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
         )
         .env("E2E_CONCURRENCY", a.concurrency.to_string())
         .env("E2E_RUN_TIMEOUT_MIN", a.timeout_min.to_string());
-    for (k, v) in [("E2E_TAGS", &a.tags), ("E2E_NAME", &a.name)] {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    for (k, v) in [("E2E_DEPLOYMENT", &deployment), ("E2E_VALUES", &values)] {
+    let optional = [
+        ("E2E_TAGS", a.tags.as_deref().map(std::ffi::OsStr::new)),
+        ("E2E_NAME", a.name.as_deref().map(std::ffi::OsStr::new)),
+        ("E2E_DEPLOYMENT", deployment.map(Path::as_os_str)),
+        ("E2E_VALUES", values.map(Path::as_os_str)),
+    ];
+    for (k, v) in optional {
         match v {
             Some(v) => cmd.env(k, v),
             None => cmd.env_remove(k),
         };
     }
     eprintln!("xtask: running the scenarios (tier {})", a.tier);
-    let mut child = cmd.spawn().context("could not start the scenario runner")?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("could not start the scenario runner {}", runner.display()))?;
     // The runner owns Ctrl-C: it stops every component it started, then exits. xtask only waits
     // for it, so the summary line stays the last thing printed.
     ignore_interrupts();
@@ -122,24 +129,32 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
     Ok(status.code().unwrap_or(130))
 }
 
-/// `cargo xtask test`: what CI runs. Unit tests, the configuration fixtures and every scenario.
+/// `cargo xtask test`: what CI runs. Unit tests, the configuration fixtures, then every scenario
+/// exactly as `cargo xtask e2e` runs them.
 pub fn test(offline: bool) -> Result<i32> {
     deps::ensure(ALL_NEEDS, offline)?;
     cargo::run(
-        "building everything",
-        &["test", "--workspace", "--quiet", "--no-run"],
+        "running the unit and fixture tests of xtask and harness-config",
+        &["test", "--workspace", "--exclude", "harness", "--quiet"],
     )?;
-    let mut cmd = cargo::cargo();
-    cmd.args(["test", "--workspace", "--quiet"])
-        .env("E2E_OFFLINE", if offline { "1" } else { "0" });
-    eprintln!("xtask: running unit tests, configuration fixtures and every scenario");
-    let mut child = cmd.spawn().context("could not run cargo test")?;
-    ignore_interrupts();
-    let status = child.wait()?;
-    if status.success() {
-        eprintln!("xtask: all tests passed");
-    }
-    Ok(status.code().unwrap_or(130))
+    cargo::run(
+        "running the harness's unit tests",
+        &["test", "-p", "harness", "--lib", "--bins", "--quiet"],
+    )?;
+    let all = E2eArgs {
+        tier: "local".into(),
+        tags: None,
+        name: None,
+        keep: false,
+        offline,
+        deployment: None,
+        values: None,
+        reproduce: false,
+        airflow: "3".into(),
+        concurrency: 4,
+        timeout_min: 60,
+    };
+    scenarios(&all, None, None)
 }
 
 pub fn bench(runs: usize, out: Option<PathBuf>, offline: bool) -> Result<i32> {
