@@ -823,6 +823,15 @@ impl Airflow {
     }
 }
 
+impl Drop for Airflow {
+    /// The secrets Airflow was started with (the admin password file, the broker's config) are
+    /// not artifacts: gone with the deployment, also when a failed scenario drops it.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.dir.join("secrets"));
+        let _ = std::fs::remove_file(self.dir.join("redis/redis.conf"));
+    }
+}
+
 enum ApiAuth {
     Bearer(String),
     Basic(String, Secret),
