@@ -101,10 +101,13 @@ pub struct Options {
 
 impl Options {
     pub fn new(version: Version) -> Options {
+        // E2E_AIRFLOW_TEMPLATE=0 migrates every deployment, as on a cold cache.
+        let use_template =
+            std::env::var("E2E_AIRFLOW_TEMPLATE").map_or(true, |v| v != "0" && v != "false");
         Options {
             version,
             metadata_password: None,
-            use_template: true,
+            use_template,
         }
     }
 }
