@@ -73,6 +73,7 @@ def _child(conn, fds, req):
         for i, fd in enumerate(fds):
             os.dup2(fd, i)
             os.close(fd)
+        os.environ.update(req.get("env", {}))
         if req.get("nice"):
             os.nice(req["nice"])
         try:
@@ -113,7 +114,11 @@ def run(path, argv, nice):
     # `@env:NAME` stands for a secret in this launcher's environment: the forked component gets
     # the value over the socket, and no command line ever shows it.
     argv = [os.environ[a[5:]] if a.startswith("@env:") else a for a in argv]
-    req = {"argv": ["airflow", *argv], "pgid": os.getpgrp(), "nice": nice}
+    # The fork server's environment is the deployment's; HARNESS_FORKSERVER_ENV names the few
+    # variables this one component sets differently.
+    names = [n for n in os.environ.get("HARNESS_FORKSERVER_ENV", "").split(",") if n]
+    env = {n: os.environ[n] for n in names if n in os.environ}
+    req = {"argv": ["airflow", *argv], "pgid": os.getpgrp(), "nice": nice, "env": env}
     socket.send_fds(conn, [json.dumps(req).encode()], [0, 1, 2])
     data = b""
     while len(data) < 4:

@@ -359,6 +359,22 @@ impl Airflow {
         } else if warm {
             template::restore(stack, &cached).await?;
         }
+        // Airflow 3's api-server builds its app (~6 s of CPU) without touching the database, so
+        // on a cold cache it starts while the migration runs, told not to check the schema at
+        // start-up (the harness migrates it right now); until the tables exist its health report
+        // says "unhealthy", and the wait below polls on.
+        let early_api = !warm && version == Version::Airflow3 && af.forkserver_socket.is_some();
+        if early_api {
+            let spec = af
+                .spec("api-server", &["api-server"])
+                .env("AIRFLOW__DATABASE__CHECK_MIGRATIONS", "False")
+                .env(
+                    "HARNESS_FORKSERVER_ENV",
+                    "AIRFLOW__DATABASE__CHECK_MIGRATIONS",
+                );
+            let p = Process::start(&spec, &dir.join("api-server.log")).await?;
+            af.components.push(p);
+        }
         if warm {
             af.schema = Schema::Template;
         } else {
@@ -400,6 +416,9 @@ impl Airflow {
             ],
         };
         for (name, args) in components {
+            if early_api && name == "api-server" {
+                continue;
+            }
             let mut spec = af.spec(name, &args);
             if name == "celery-worker" {
                 if af.forkserver_socket.is_some() {
