@@ -137,6 +137,12 @@ impl World {
                 eprintln!("could not write the diagnosis for `{scenario}`: {e:#}");
             }
         }
+        // Airflow before PgBouncer and PostgreSQL: a scheduler whose database vanishes hangs
+        // instead of exiting. Passing scenarios already stopped it in their last step.
+        if let Some(mut af) = self.airflow.deployment.take() {
+            af.stop().await;
+        }
+        self.airflow.slot = None;
         if let Some(mut s) = self.stack.take() {
             s.down().await;
         }
