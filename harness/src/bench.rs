@@ -19,11 +19,21 @@ async fn kerberos_stack_once(dir: &Path) -> Result<Duration> {
     let result = async {
         let opts = stack.default_pgbouncer_options();
         stack.start_pgbouncer(&opts).await?;
-        let client = sql::connect(&stack.metadata_target(stack.client_password.expose()), Duration::from_secs(10))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rows = sql::simple_rows(&client, "SELECT gss_authenticated::text AS g FROM pg_stat_gssapi WHERE pid = pg_backend_pid()").await?;
-        ensure!(rows.first().and_then(|r| sql::cell(r, "g")) == Some("true"), "the session through PgBouncer is not GSS-authenticated");
+        let client = sql::connect(
+            &stack.metadata_target(stack.client_password.expose()),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let rows = sql::simple_rows(
+            &client,
+            "SELECT gss_authenticated::text AS g FROM pg_stat_gssapi WHERE pid = pg_backend_pid()",
+        )
+        .await?;
+        ensure!(
+            rows.first().and_then(|r| sql::cell(r, "g")) == Some("true"),
+            "the session through PgBouncer is not GSS-authenticated"
+        );
         Ok(started.elapsed())
     }
     .await;
@@ -58,16 +68,28 @@ async fn baseline_once(dir: &Path) -> Result<Duration> {
             // The script's cleanup trap does not run after SIGKILL, and PgBouncer (`-d`) and
             // PostgreSQL (pg_ctl) left the process group: stop them by their pid files.
             for pidfile in [dir.join("pgb/pid"), dir.join("pg/data/postmaster.pid")] {
-                let pid = std::fs::read_to_string(&pidfile).ok().and_then(|t| t.lines().next()?.trim().parse::<i32>().ok());
+                let pid = std::fs::read_to_string(&pidfile)
+                    .ok()
+                    .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok());
                 if let Some(pid) = pid {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
             }
-            anyhow::bail!("the baseline script did not finish within 60 s (see {})", dir.display());
+            anyhow::bail!(
+                "the baseline script did not finish within 60 s (see {})",
+                dir.display()
+            );
         }
     };
     let took = started.elapsed();
-    ensure!(out.status.success(), "the baseline script failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "the baseline script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(took)
 }
 
@@ -87,14 +109,29 @@ async fn full_flow(run: &RunDir, runs: usize) -> Result<FullFlow> {
     let version = crate::airflow::Version::from_env()?;
     crate::airflow::venv::ensure(version).await?;
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
-    let (cold, cold_phases) = crate::airflow::full_flow_once(&run.subdir("airflow-cold")?, version, false).await?;
-    eprintln!("bench: Airflow {} cold (migrate): {:.3} s", version.pin(), cold.as_secs_f64());
+    let (cold, cold_phases) =
+        crate::airflow::full_flow_once(&run.subdir("airflow-cold")?, version, false).await?;
+    eprintln!(
+        "bench: Airflow {} cold (migrate): {:.3} s",
+        version.pin(),
+        cold.as_secs_f64()
+    );
     let mut warm = Vec::new();
     let mut phases = vec![serde_json::json!({"cold": cold_phases})];
     // Each run starts five Python processes: three samples keep the bench under a few minutes.
     for i in 0..runs.min(3) {
-        let (d, p) = crate::airflow::full_flow_once(&run.subdir(&format!("airflow-warm-{i}"))?, version, true).await?;
-        eprintln!("bench: Airflow {} warm run {}: {:.3} s", version.pin(), i + 1, d.as_secs_f64());
+        let (d, p) = crate::airflow::full_flow_once(
+            &run.subdir(&format!("airflow-warm-{i}"))?,
+            version,
+            true,
+        )
+        .await?;
+        eprintln!(
+            "bench: Airflow {} warm run {}: {:.3} s",
+            version.pin(),
+            i + 1,
+            d.as_secs_f64()
+        );
         warm.push(round(d.as_secs_f64()));
         phases.push(serde_json::json!({format!("warm-{i}"): p}));
     }
@@ -141,10 +178,19 @@ pub async fn run(runs: usize, out: Option<&Path>) -> Result<()> {
                 }
             }
         }
-        eprintln!("bench: run {}/{runs}: harness {:.3} s, baseline {:?} s", i + 1, d.as_secs_f64(), baseline_s.last());
+        eprintln!(
+            "bench: run {}/{runs}: harness {:.3} s, baseline {:?} s",
+            i + 1,
+            d.as_secs_f64(),
+            baseline_s.last()
+        );
     }
     let k = median(harness_s.clone());
-    let b = if baseline_s.is_empty() { f64::NAN } else { median(baseline_s.clone()) };
+    let b = if baseline_s.is_empty() {
+        f64::NAN
+    } else {
+        median(baseline_s.clone())
+    };
     let report = serde_json::json!({
         "kerberos_stack_s": (k * 1000.0).round() / 1000.0,
         "baseline_s": (b * 1000.0).round() / 1000.0,

@@ -16,7 +16,8 @@ pub async fn serve(dir: &Path, deployment: Option<&Path>, values: Option<&Path>)
         Some(f) => {
             // The same policy as the e2e runner: `--reproduce` (E2E_REPLAY=reproduce) builds a
             // broken file as written, so its failure can be poked at by hand.
-            let policy: crate::replay::Policy = std::env::var("E2E_REPLAY").unwrap_or_default().parse()?;
+            let policy: crate::replay::Policy =
+                std::env::var("E2E_REPLAY").unwrap_or_default().parse()?;
             crate::replay::load(f, values, policy)?.shape
         }
         None => Shape::default(),
@@ -61,9 +62,12 @@ fn describe(dir: &Path, s: &Stack) -> Result<()> {
             "pgbouncer": s.dir.join("pgbouncer/pgbouncer.log"),
         },
     });
-    std::fs::write(dir.join("env.json"), serde_json::to_string_pretty(&info)?).context("writing env.json")?;
+    std::fs::write(dir.join("env.json"), serde_json::to_string_pretty(&info)?)
+        .context("writing env.json")?;
     let client_env = s.realm.client_env("shell", Some(&s.client_keytab));
-    let mut sh = String::from("# Sourced by `cargo xtask env shell`. Holds a password: mode 0600, do not share.\n");
+    let mut sh = String::from(
+        "# Sourced by `cargo xtask env shell`. Holds a password: mode 0600, do not share.\n",
+    );
     for (k, v) in &client_env {
         sh += &format!("export {k}='{v}'\n");
     }
@@ -80,7 +84,10 @@ fn describe(dir: &Path, s: &Stack) -> Result<()> {
     );
     sh += &format!(
         "alias pgbouncer-admin=\"PGPASSWORD='{}' psql -h 127.0.0.1 -p {} -U {} pgbouncer\"\n",
-        s.pgbouncer.as_ref().map(|p| p.admin_password.expose().to_string()).unwrap_or_default(),
+        s.pgbouncer
+            .as_ref()
+            .map(|p| p.admin_password.expose().to_string())
+            .unwrap_or_default(),
         s.pgbouncer_port,
         crate::pgbouncer::ADMIN_USER
     );

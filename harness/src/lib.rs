@@ -3,8 +3,8 @@
 //! probes that prove the path is Kerberized and name the failure when it is not.
 
 pub mod airflow;
-pub mod child;
 pub mod bench;
+pub mod child;
 pub mod component;
 pub mod envctl;
 pub mod pgbouncer;

@@ -24,7 +24,10 @@ pub fn build_key() -> Result<String> {
     let mut h = Sha256::new();
     for f in ["gssapi-server-login.patch", "build.sh"] {
         let p = recipe_dir().join(f);
-        h.update(std::fs::read(&p).with_context(|| format!("missing PgBouncer recipe file {}", p.display()))?);
+        h.update(
+            std::fs::read(&p)
+                .with_context(|| format!("missing PgBouncer recipe file {}", p.display()))?,
+        );
     }
     Ok(hex::encode(&h.finalize()[..8]))
 }
@@ -50,10 +53,16 @@ pub async fn ensure_built() -> Result<PathBuf> {
     if bin.exists() {
         return Ok(bin);
     }
-    let out = bin.parent().and_then(Path::parent).context("bad pgbouncer path")?.to_path_buf();
+    let out = bin
+        .parent()
+        .and_then(Path::parent)
+        .context("bad pgbouncer path")?
+        .to_path_buf();
     let base = out.parent().context("bad pgbouncer path")?;
     std::fs::create_dir_all(base)?;
-    let staging = tempfile::Builder::new().prefix(".build-").tempdir_in(base)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(base)?;
     let step = crate::progress::step(
         "pgbouncer: building the Kerberos-capable PgBouncer (Debian source + pgbouncer/gssapi-server-login.patch)",
     );
@@ -71,7 +80,10 @@ pub async fn ensure_built() -> Result<PathBuf> {
             step.phase(line.trim_start_matches("build.sh: "));
         }
     }
-    let status = child.wait().await.context("waiting for pgbouncer/build.sh")?;
+    let status = child
+        .wait()
+        .await
+        .context("waiting for pgbouncer/build.sh")?;
     step.finish(if status.success() { "built" } else { "FAILED" });
     if !status.success() {
         bail!(
@@ -113,9 +125,16 @@ impl Pgbouncer {
         give_to_service_user(dir)?;
         let admin_password = Secret::generate();
         let mut users = String::new();
-        for (u, p) in spec.users.iter().chain(std::iter::once(&(ADMIN_USER.to_string(), admin_password.clone()))) {
+        for (u, p) in spec.users.iter().chain(std::iter::once(&(
+            ADMIN_USER.to_string(),
+            admin_password.clone(),
+        ))) {
             let verifier = postgres_protocol::password::scram_sha_256(p.expose().as_bytes());
-            users.push_str(&format!("\"{}\" \"{}\"\n", u.replace('"', "\"\""), verifier));
+            users.push_str(&format!(
+                "\"{}\" \"{}\"\n",
+                u.replace('"', "\"\""),
+                verifier
+            ));
         }
         let users_path = dir.join("users.txt");
         write_private(&users_path, users.as_bytes())?;
@@ -140,7 +159,13 @@ impl Pgbouncer {
         let mut proc_spec = proc_spec;
         proc_spec.stop_grace = Duration::from_secs(3);
         let process = Process::start(&proc_spec, &log).await?;
-        Ok(Pgbouncer { dir: dir.to_path_buf(), port: spec.port, log, admin_password, process: Some(process) })
+        Ok(Pgbouncer {
+            dir: dir.to_path_buf(),
+            port: spec.port,
+            log,
+            admin_password,
+            process: Some(process),
+        })
     }
 
     /// The harness's own lines for an ini: where to listen, the auth file, the admin console.

@@ -50,6 +50,9 @@ mod tests {
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = l.local_addr().unwrap().port();
         let err = ensure_free(port, "the KDC").unwrap_err().to_string();
-        assert!(err.contains(&port.to_string()) && err.contains("the KDC"), "{err}");
+        assert!(
+            err.contains(&port.to_string()) && err.contains("the KDC"),
+            "{err}"
+        );
     }
 }

@@ -47,7 +47,9 @@ impl Cluster {
         let data = dir.join("pgdata");
         // Unix socket paths are limited to 107 bytes, too short for run directories: the socket
         // lives in a private directory under /tmp, removed with the cluster.
-        let socket_tmp = tempfile::Builder::new().prefix("harness-pg-").tempdir_in("/tmp")?;
+        let socket_tmp = tempfile::Builder::new()
+            .prefix("harness-pg-")
+            .tempdir_in("/tmp")?;
         let socket_dir = socket_tmp.path().to_path_buf();
         crate::run::make_traversable(&socket_dir)?;
         give_to_service_user(dir)?;
@@ -62,7 +64,10 @@ impl Cluster {
         // The server reads its keytab as the service user; the harness keeps the original.
         let keytab = dir.join("server.keytab");
         std::fs::copy(&spec.server_keytab, &keytab).with_context(|| {
-            format!("server keytab {} is missing or unreadable", spec.server_keytab.display())
+            format!(
+                "server keytab {} is missing or unreadable",
+                spec.server_keytab.display()
+            )
         })?;
         give_to_service_user(&keytab)?;
         let vars = [
@@ -88,7 +93,10 @@ impl Cluster {
             .args(["-D", path_str(&data)?])
             .env("KRB5_CONFIG", spec.krb5_conf.display().to_string())
             .env("KRB5RCACHEDIR", socket_dir.display().to_string())
-            .env("KRB5_TRACE", dir.join("trace-postgres.log").display().to_string())
+            .env(
+                "KRB5_TRACE",
+                dir.join("trace-postgres.log").display().to_string(),
+            )
             .run_as(RunAs::ServiceUser)
             .ready_when(
                 Readiness::LogLine("database system is ready to accept connections".into()),
@@ -133,7 +141,10 @@ impl Cluster {
                 continue;
             }
             client.batch_execute(&stmt).await.map_err(|e| {
-                anyhow::anyhow!("PostgreSQL setup failed at `{stmt}`: {}", crate::probe::sql::error_text(&e))
+                anyhow::anyhow!(
+                    "PostgreSQL setup failed at `{stmt}`: {}",
+                    crate::probe::sql::error_text(&e)
+                )
             })?;
         }
         Ok(())
@@ -203,7 +214,11 @@ async fn initdb(data: &Path) -> Result<()> {
         .args(["-a", path_str(&template)?, path_str(data)?])
         .status()
         .await?;
-    anyhow::ensure!(status.success(), "copying the template cluster {} failed", template.display());
+    anyhow::ensure!(
+        status.success(),
+        "copying the template cluster {} failed",
+        template.display()
+    );
     give_to_service_user(data)
 }
 
@@ -222,21 +237,38 @@ async fn template_cluster() -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&cache)?;
     crate::run::make_traversable(&cache)?;
-    let staging = tempfile::Builder::new().prefix("pgdata-").tempdir_in(&cache)?;
+    let staging = tempfile::Builder::new()
+        .prefix("pgdata-")
+        .tempdir_in(&cache)?;
     crate::run::make_traversable(staging.path())?;
     give_to_service_user(staging.path())?;
     let data = staging.path().join("data");
     run_tool(
         "initdb",
         &initdb,
-        &["-D", path_str(&data)?, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+        &[
+            "-D",
+            path_str(&data)?,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ],
         &[],
         RunAs::ServiceUser,
     )
     .await?;
     // Another run may have won the race; either copy is as good.
     if std::fs::rename(&data, &dest).is_err() && !dest.join("PG_VERSION").exists() {
-        anyhow::bail!("could not install the template cluster at {}", dest.display());
+        anyhow::bail!(
+            "could not install the template cluster at {}",
+            dest.display()
+        );
     }
     Ok(dest)
 }
@@ -249,9 +281,23 @@ async fn self_signed_cert(dir: &Path, host: &str) -> Result<(PathBuf, PathBuf)> 
         "creating the TLS certificate",
         &tools::path("openssl")?,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", path_str(&key)?, "-out", path_str(&cert)?, "-days", "2",
-            "-subj", &format!("/CN={host}"), "-addext", &format!("subjectAltName=DNS:{host},IP:127.0.0.1"),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            path_str(&key)?,
+            "-out",
+            path_str(&cert)?,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={host}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{host},IP:127.0.0.1"),
         ],
         &[],
         RunAs::Invoker,
@@ -272,5 +318,6 @@ fn append(path: &Path, text: &str) -> Result<()> {
 }
 
 fn path_str(p: &Path) -> Result<&str> {
-    p.to_str().with_context(|| format!("path {} is not UTF-8", p.display()))
+    p.to_str()
+        .with_context(|| format!("path {} is not UTF-8", p.display()))
 }

@@ -13,13 +13,18 @@ pub struct Step {
 /// Starts a step; `what` is shown until [`Step::finish`].
 pub fn step(what: &str) -> Step {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("static template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("static template"),
+    );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message(what.to_string());
     if bar.is_hidden() {
         eprintln!("{what} ...");
     }
-    Step { bar, what: what.to_string() }
+    Step {
+        bar,
+        what: what.to_string(),
+    }
 }
 
 impl Step {

@@ -40,7 +40,9 @@ pub fn validate_realm(realm: &str) -> Result<()> {
 /// A principal name `primary[/instance]@REALM`.
 pub fn validate_principal(p: &str) -> Result<()> {
     let Some((name, realm)) = p.rsplit_once('@') else {
-        bail!("principal `{p}` has no realm: write it as name@REALM (e.g. astro_user@EXAMPLE.TEST)");
+        bail!(
+            "principal `{p}` has no realm: write it as name@REALM (e.g. astro_user@EXAMPLE.TEST)"
+        );
     };
     if name.is_empty() || name.contains(char::is_whitespace) {
         bail!("principal `{p}` has an empty or blank name part before `@`");
@@ -81,12 +83,21 @@ impl Realm {
             ("realm", spec.realm.as_str()),
             ("kdc_port", port_s.as_str()),
             ("domain_realm", domain_realm.as_str()),
-            ("db_dir", db_dir.to_str().context("non-UTF-8 run directory")?),
+            (
+                "db_dir",
+                db_dir.to_str().context("non-UTF-8 run directory")?,
+            ),
         ];
         let krb5_conf = dir.join("krb5.conf");
         let kdc_conf = dir.join("kdc.conf");
-        std::fs::write(&krb5_conf, template::fill("kdc/krb5.conf.tmpl", KRB5_CONF, &vars)?)?;
-        std::fs::write(&kdc_conf, template::fill("kdc/kdc.conf.tmpl", KDC_CONF, &vars)?)?;
+        std::fs::write(
+            &krb5_conf,
+            template::fill("kdc/krb5.conf.tmpl", KRB5_CONF, &vars)?,
+        )?;
+        std::fs::write(
+            &kdc_conf,
+            template::fill("kdc/kdc.conf.tmpl", KDC_CONF, &vars)?,
+        )?;
         std::fs::write(db_dir.join("kadm5.acl"), "")?;
 
         let mut realm = Realm {
@@ -121,7 +132,10 @@ impl Realm {
     fn admin_env(&self) -> Vec<(String, String)> {
         vec![
             ("KRB5_CONFIG".into(), self.krb5_conf.display().to_string()),
-            ("KRB5_KDC_PROFILE".into(), self.kdc_conf.display().to_string()),
+            (
+                "KRB5_KDC_PROFILE".into(),
+                self.kdc_conf.display().to_string(),
+            ),
         ]
     }
 
@@ -145,10 +159,18 @@ impl Realm {
         // kadmin.local exits 0 even when a query fails; its complaints go to stderr.
         let errors: Vec<&str> = stderr
             .lines()
-            .filter(|l| !l.trim().is_empty() && !l.contains("No policy specified") && !l.contains("Authenticating as"))
+            .filter(|l| {
+                !l.trim().is_empty()
+                    && !l.contains("No policy specified")
+                    && !l.contains("Authenticating as")
+            })
             .collect();
         if !out.status.success() || !errors.is_empty() {
-            bail!("kadmin.local failed for `{}`:\n{}", queries.join("; "), errors.join("\n"));
+            bail!(
+                "kadmin.local failed for `{}`:\n{}",
+                queries.join("; "),
+                errors.join("\n")
+            );
         }
         Ok(stdout)
     }
@@ -174,13 +196,16 @@ impl Realm {
     /// out: they become stale, as after a password rotation nobody propagated.
     pub async fn bump_kvno(&self, principal: &str) -> Result<()> {
         let scratch = self.dir.join("secrets-rotated.keytab");
-        self.kadmin(&[format!("ktadd -k {} {principal}", scratch.display())]).await?;
+        self.kadmin(&[format!("ktadd -k {} {principal}", scratch.display())])
+            .await?;
         let _ = std::fs::remove_file(scratch);
         Ok(())
     }
 
     pub async fn delete_principal(&self, principal: &str) -> Result<()> {
-        self.kadmin(&[format!("delprinc -force {principal}")]).await.map(drop)
+        self.kadmin(&[format!("delprinc -force {principal}")])
+            .await
+            .map(drop)
     }
 
     /// The environment of a Kerberos client that takes its identity from `keytab` (no kinit:
@@ -188,15 +213,30 @@ impl Realm {
     pub fn client_env(&self, who: &str, keytab: Option<&Path>) -> Vec<(String, String)> {
         let mut env = vec![
             ("KRB5_CONFIG".into(), self.krb5_conf.display().to_string()),
-            ("KRB5CCNAME".into(), format!("FILE:{}", self.dir.join(format!("{who}.ccache")).display())),
-            ("KRB5_TRACE".into(), self.dir.join(format!("trace-{who}.log")).display().to_string()),
+            (
+                "KRB5CCNAME".into(),
+                format!("FILE:{}", self.dir.join(format!("{who}.ccache")).display()),
+            ),
+            (
+                "KRB5_TRACE".into(),
+                self.dir
+                    .join(format!("trace-{who}.log"))
+                    .display()
+                    .to_string(),
+            ),
             ("KRB5RCACHEDIR".into(), self.dir.display().to_string()),
         ];
         if let Some(kt) = keytab {
-            env.push(("KRB5_CLIENT_KTNAME".into(), format!("FILE:{}", kt.display())));
+            env.push((
+                "KRB5_CLIENT_KTNAME".into(),
+                format!("FILE:{}", kt.display()),
+            ));
         } else {
             // Point at a keytab that does not exist, so no default keytab is used by accident.
-            env.push(("KRB5_CLIENT_KTNAME".into(), format!("FILE:{}", self.dir.join("no-such.keytab").display())));
+            env.push((
+                "KRB5_CLIENT_KTNAME".into(),
+                format!("FILE:{}", self.dir.join("no-such.keytab").display()),
+            ));
         }
         env
     }

@@ -36,7 +36,10 @@ impl RunDir {
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "run".into());
-        Ok(RunDir { id, root: root.to_path_buf() })
+        Ok(RunDir {
+            id,
+            root: root.to_path_buf(),
+        })
     }
 
     /// A sub-directory (created) for one scenario or environment.
@@ -88,7 +91,10 @@ mod tests {
 
     #[test]
     fn slugs_are_path_safe() {
-        assert_eq!(slug("A principal gets a ticket / keytab!"), "a-principal-gets-a-ticket-keytab");
+        assert_eq!(
+            slug("A principal gets a ticket / keytab!"),
+            "a-principal-gets-a-ticket-keytab"
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ mod tests {
 
     #[test]
     fn fills_and_rejects_missing() {
-        assert_eq!(fill("t", "a={{ x }};b={{y}}", &[("x", "1"), ("y", "2")]).unwrap(), "a=1;b=2");
+        assert_eq!(
+            fill("t", "a={{ x }};b={{y}}", &[("x", "1"), ("y", "2")]).unwrap(),
+            "a=1;b=2"
+        );
         let e = fill("t", "{{nope}}", &[]).unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
     }

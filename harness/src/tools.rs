@@ -15,18 +15,78 @@ pub struct Tool {
 }
 
 pub const TOOLS: &[Tool] = &[
-    Tool { name: "krb5kdc", package: "krb5-kdc", candidates: &["/usr/sbin/krb5kdc"], needed_for: "the KDC" },
-    Tool { name: "kdb5_util", package: "krb5-kdc", candidates: &["/usr/sbin/kdb5_util"], needed_for: "creating the realm" },
-    Tool { name: "kadmin.local", package: "krb5-admin-server", candidates: &["/usr/sbin/kadmin.local"], needed_for: "principals and keytabs" },
-    Tool { name: "kinit", package: "krb5-user", candidates: &["/usr/bin/kinit"], needed_for: "getting tickets" },
-    Tool { name: "klist", package: "krb5-user", candidates: &["/usr/bin/klist"], needed_for: "listing tickets" },
-    Tool { name: "initdb", package: "postgresql-15", candidates: &["{pg}/initdb"], needed_for: "the PostgreSQL cluster" },
-    Tool { name: "postgres", package: "postgresql-15", candidates: &["{pg}/postgres"], needed_for: "the PostgreSQL server" },
-    Tool { name: "psql", package: "postgresql-client-15", candidates: &["{pg}/psql", "/usr/bin/psql"], needed_for: "the env shell" },
-    Tool { name: "openssl", package: "openssl", candidates: &["/usr/bin/openssl"], needed_for: "the per-run TLS certificate" },
-    Tool { name: "pg_dump", package: "postgresql-client-15", candidates: &["{pg}/pg_dump", "/usr/bin/pg_dump"], needed_for: "caching Airflow's migrated schema" },
-    Tool { name: "redis-server", package: "redis-server", candidates: &["/usr/bin/redis-server"], needed_for: "Airflow's Celery broker" },
-    Tool { name: "chromium", package: "chromium", candidates: &["/usr/bin/chromium"], needed_for: "the browser check of the Airflow UI" },
+    Tool {
+        name: "krb5kdc",
+        package: "krb5-kdc",
+        candidates: &["/usr/sbin/krb5kdc"],
+        needed_for: "the KDC",
+    },
+    Tool {
+        name: "kdb5_util",
+        package: "krb5-kdc",
+        candidates: &["/usr/sbin/kdb5_util"],
+        needed_for: "creating the realm",
+    },
+    Tool {
+        name: "kadmin.local",
+        package: "krb5-admin-server",
+        candidates: &["/usr/sbin/kadmin.local"],
+        needed_for: "principals and keytabs",
+    },
+    Tool {
+        name: "kinit",
+        package: "krb5-user",
+        candidates: &["/usr/bin/kinit"],
+        needed_for: "getting tickets",
+    },
+    Tool {
+        name: "klist",
+        package: "krb5-user",
+        candidates: &["/usr/bin/klist"],
+        needed_for: "listing tickets",
+    },
+    Tool {
+        name: "initdb",
+        package: "postgresql-15",
+        candidates: &["{pg}/initdb"],
+        needed_for: "the PostgreSQL cluster",
+    },
+    Tool {
+        name: "postgres",
+        package: "postgresql-15",
+        candidates: &["{pg}/postgres"],
+        needed_for: "the PostgreSQL server",
+    },
+    Tool {
+        name: "psql",
+        package: "postgresql-client-15",
+        candidates: &["{pg}/psql", "/usr/bin/psql"],
+        needed_for: "the env shell",
+    },
+    Tool {
+        name: "openssl",
+        package: "openssl",
+        candidates: &["/usr/bin/openssl"],
+        needed_for: "the per-run TLS certificate",
+    },
+    Tool {
+        name: "pg_dump",
+        package: "postgresql-client-15",
+        candidates: &["{pg}/pg_dump", "/usr/bin/pg_dump"],
+        needed_for: "caching Airflow's migrated schema",
+    },
+    Tool {
+        name: "redis-server",
+        package: "redis-server",
+        candidates: &["/usr/bin/redis-server"],
+        needed_for: "Airflow's Celery broker",
+    },
+    Tool {
+        name: "chromium",
+        package: "chromium",
+        candidates: &["/usr/bin/chromium"],
+        needed_for: "the browser check of the Airflow UI",
+    },
 ];
 
 fn pg_bindir() -> Option<PathBuf> {

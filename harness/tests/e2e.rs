@@ -18,7 +18,10 @@ static FAILED_NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::
 fn main() {
     // Probe children (Kerberos logins in their own environment) re-enter here.
     harness::child::dispatch();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let code = rt.block_on(run());
     rt.shutdown_timeout(Duration::from_secs(5));
     std::process::exit(code);
@@ -72,7 +75,10 @@ async fn run() -> i32 {
                 use cucumber::event::ScenarioFinished as F;
                 let failed = matches!(ev, F::StepFailed(..) | F::BeforeHookFailed(..));
                 if failed {
-                    FAILED_NAMES.lock().unwrap_or_else(|e| e.into_inner()).push(scenario.name.clone());
+                    FAILED_NAMES
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(scenario.name.clone());
                 }
                 steps::count(match ev {
                     F::StepPassed => steps::Outcome::Passed,
@@ -102,10 +108,19 @@ async fn run() -> i32 {
                 .chain(scenario.tags.iter())
                 .collect();
             // A scenario (or its feature/rule) names the tiers it applies to.
-            let tiers: Vec<&&String> = tags.iter().filter(|t| matches!(t.as_str(), "local" | "docker" | "kind")).collect();
+            let tiers: Vec<&&String> = tags
+                .iter()
+                .filter(|t| matches!(t.as_str(), "local" | "docker" | "kind"))
+                .collect();
             let tier_ok = tiers.is_empty() || tiers.iter().any(|t| ***t == tier_tag);
-            let tags_ok = selection.tags.as_ref().is_none_or(|op| op.eval(tags.iter().copied()));
-            let name_ok = selection.name.as_ref().is_none_or(|re| re.is_match(&scenario.name));
+            let tags_ok = selection
+                .tags
+                .as_ref()
+                .is_none_or(|op| op.eval(tags.iter().copied()));
+            let name_ok = selection
+                .name
+                .as_ref()
+                .is_none_or(|re| re.is_match(&scenario.name));
             tier_ok && tags_ok && name_ok
         })
         .await;
@@ -121,16 +136,25 @@ async fn run() -> i32 {
         "parsing_errors": summary.parsing_errors(),
         "hook_errors": summary.hook_errors(),
     });
-    let _ = std::fs::write(ctx.run.root.join("summary.json"), serde_json::to_string_pretty(&report).unwrap());
+    let _ = std::fs::write(
+        ctx.run.root.join("summary.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    );
     context::finish_run(ctx);
     // CI (CI=true) treats a skipped scenario as a failure: a missing tool must not pass silently.
     let skipped_fails = ctx.ci && sc.skipped > 0;
-    let failed_names = FAILED_NAMES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let failed_names = FAILED_NAMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     if !failed_names.is_empty() {
         println!("\nfailed (each scenario's logs and diagnosis are in its directory under the artifacts):");
         // The same replay settings, or the rerun would test another configuration.
         let mut same = String::new();
-        for (var, flag) in [("E2E_DEPLOYMENT", "--deployment"), ("E2E_VALUES", "--values")] {
+        for (var, flag) in [
+            ("E2E_DEPLOYMENT", "--deployment"),
+            ("E2E_VALUES", "--values"),
+        ] {
             if let Ok(v) = std::env::var(var) {
                 same += &format!(" {flag} '{v}'");
             }
@@ -139,11 +163,17 @@ async fn run() -> i32 {
             same += " --reproduce";
         }
         for n in &failed_names {
-            println!("  {n}\n    rerun: cargo xtask e2e --name '^{}$'{same} --keep", regex::escape(n).replace('\'', "."));
+            println!(
+                "  {n}\n    rerun: cargo xtask e2e --name '^{}$'{same} --keep",
+                regex::escape(n).replace('\'', ".")
+            );
         }
     }
     println!("\nartifacts: {}", ctx.run.root.display());
-    println!("e2e: {} passed, {} failed, {} skipped", sc.passed, failed, sc.skipped);
+    println!(
+        "e2e: {} passed, {} failed, {} skipped",
+        sc.passed, failed, sc.skipped
+    );
     let _ = std::io::stdout().flush();
     if failed > 0 || skipped_fails || summary.execution_has_failed() {
         1

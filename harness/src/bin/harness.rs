@@ -7,7 +7,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "harness", about = "Kerberized-database harness (normally run through `cargo xtask`)")]
+#[command(
+    name = "harness",
+    about = "Kerberized-database harness (normally run through `cargo xtask`)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -40,12 +43,17 @@ enum Cmd {
 fn main() {
     harness::child::dispatch();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result: Result<()> = rt.block_on(async {
         match cli.cmd {
-            Cmd::EnvServe { dir, deployment, values } => {
-                harness::envctl::serve(&dir, deployment.as_deref(), values.as_deref()).await
-            }
+            Cmd::EnvServe {
+                dir,
+                deployment,
+                values,
+            } => harness::envctl::serve(&dir, deployment.as_deref(), values.as_deref()).await,
             Cmd::Bench { runs, out } => harness::bench::run(runs, out.as_deref()).await,
         }
     });

@@ -61,7 +61,8 @@ impl LoginOutcome {
 
 /// Runs the login in a child process whose environment is `krb_env` (and nothing Kerberos else).
 pub async fn login(req: &LoginRequest, krb_env: &[(String, String)]) -> Result<LoginOutcome> {
-    let exe = std::env::current_exe().context("cannot find the harness binary to run the GSS probe")?;
+    let exe =
+        std::env::current_exe().context("cannot find the harness binary to run the GSS probe")?;
     let mut cmd = tokio::process::Command::new(exe);
     for (k, _) in std::env::vars() {
         if k.starts_with("KRB5") {
@@ -108,7 +109,10 @@ pub fn child_main() -> i32 {
     };
     let outcome = match run(&req) {
         Ok(o) => o,
-        Err(e) => LoginOutcome { server_error: Some(format!("probe error: {e:#}")), ..Default::default() },
+        Err(e) => LoginOutcome {
+            server_error: Some(format!("probe error: {e:#}")),
+            ..Default::default()
+        },
     };
     println!("{}", serde_json::to_string(&outcome).unwrap_or_default());
     0
@@ -119,7 +123,11 @@ fn run(req: &LoginRequest) -> Result<LoginOutcome> {
     let mut conn = Wire::connect(&req.addr, req.port)?;
     let mut buf = BytesMut::new();
     frontend::startup_message(
-        [("user", req.user.as_str()), ("database", req.database.as_str()), ("application_name", "harness-gss-probe")],
+        [
+            ("user", req.user.as_str()),
+            ("database", req.database.as_str()),
+            ("application_name", "harness-gss-probe"),
+        ],
         &mut buf,
     )?;
     conn.send(&mut buf)?;
@@ -134,7 +142,12 @@ fn run(req: &LoginRequest) -> Result<LoginOutcome> {
                 }
                 let target = Name::new(req.spn.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))
                     .map_err(|e| anyhow::anyhow!("bad SPN `{}`: {e}", req.spn))?;
-                let mut c = ClientCtx::new(None, target, CtxFlags::GSS_C_MUTUAL_FLAG, Some(GSS_MECH_KRB5));
+                let mut c = ClientCtx::new(
+                    None,
+                    target,
+                    CtxFlags::GSS_C_MUTUAL_FLAG,
+                    Some(GSS_MECH_KRB5),
+                );
                 match c.step(None, None) {
                     Ok(Some(token)) => {
                         frontend::sasl_response(&token, &mut buf)?;
@@ -168,7 +181,9 @@ fn run(req: &LoginRequest) -> Result<LoginOutcome> {
                 out.authenticated = true;
                 if let Some(c) = ctx.as_ref() {
                     if !c.is_complete() {
-                        anyhow::bail!("server accepted the login before mutual authentication completed");
+                        anyhow::bail!(
+                            "server accepted the login before mutual authentication completed"
+                        );
                     }
                 }
             }
@@ -242,7 +257,10 @@ impl Wire {
         let stream = TcpStream::connect((addr, port))
             .with_context(|| format!("could not connect to {addr}:{port}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(Wire { stream, inbuf: BytesMut::new() })
+        Ok(Wire {
+            stream,
+            inbuf: BytesMut::new(),
+        })
     }
 
     fn send(&mut self, buf: &mut BytesMut) -> Result<()> {
@@ -257,7 +275,10 @@ impl Wire {
                 return Ok(m);
             }
             let mut chunk = [0u8; 8192];
-            let n = self.stream.read(&mut chunk).context("reading from the server")?;
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .context("reading from the server")?;
             if n == 0 {
                 anyhow::bail!("the server closed the connection");
             }

@@ -27,7 +27,9 @@ pub async fn connect(t: &Target, timeout: Duration) -> Result<Client, String> {
         .connect_timeout(timeout);
     let fut = cfg.connect(NoTls);
     match tokio::time::timeout(timeout, fut).await {
-        Err(_) => Err(format!("no answer within {timeout:?} (login still pending)")),
+        Err(_) => Err(format!(
+            "no answer within {timeout:?} (login still pending)"
+        )),
         Ok(Err(e)) => Err(error_text(&e)),
         Ok(Ok((client, conn))) => {
             tokio::spawn(async move {
@@ -41,7 +43,12 @@ pub async fn connect(t: &Target, timeout: Duration) -> Result<Client, String> {
 /// The server's own message when there is one, else the client library's.
 pub fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(db) => format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code()),
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
         None => {
             let mut s = e.to_string();
             let mut src = std::error::Error::source(e);
@@ -61,7 +68,11 @@ pub async fn simple_rows(client: &Client, sql: &str) -> Result<Vec<Vec<(String, 
     let mut rows = Vec::new();
     for msg in client.simple_query(sql).await? {
         if let SimpleQueryMessage::Row(r) = msg {
-            let cols = r.columns().iter().enumerate().map(|(i, c)| (c.name().to_string(), r.get(i).map(str::to_string)));
+            let cols = r
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name().to_string(), r.get(i).map(str::to_string)));
             rows.push(cols.collect());
         }
     }
@@ -69,5 +80,7 @@ pub async fn simple_rows(client: &Client, sql: &str) -> Result<Vec<Vec<(String, 
 }
 
 pub fn cell<'a>(row: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
-    row.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+    row.iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.as_deref())
 }

@@ -19,11 +19,17 @@ use crate::tools;
 static LIVE_GROUPS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 
 fn track(pgid: Pid) {
-    LIVE_GROUPS.lock().expect("process registry poisoned").push(pgid.as_raw());
+    LIVE_GROUPS
+        .lock()
+        .expect("process registry poisoned")
+        .push(pgid.as_raw());
 }
 
 fn untrack(pgid: Pid) {
-    LIVE_GROUPS.lock().expect("process registry poisoned").retain(|p| *p != pgid.as_raw());
+    LIVE_GROUPS
+        .lock()
+        .expect("process registry poisoned")
+        .retain(|p| *p != pgid.as_raw());
 }
 
 /// Kills every component this process started and has not stopped yet (Ctrl-C, run timeout).
@@ -80,9 +86,9 @@ impl Process {
                 cmd.uid(uid).gid(gid);
             }
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("{}: could not start {}", spec.name, spec.program.display()))?;
+        let child = cmd.spawn().with_context(|| {
+            format!("{}: could not start {}", spec.name, spec.program.display())
+        })?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         if let Some(g) = pgid {
             track(g);
@@ -105,7 +111,11 @@ impl Process {
             _ => None,
         };
         let http = match r {
-            Readiness::Http(_) => Some(reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?),
+            Readiness::Http(_) => Some(
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(2))
+                    .build()?,
+            ),
             _ => None,
         };
         let mut delay = Duration::from_millis(5);
@@ -121,9 +131,9 @@ impl Process {
             }
             let ready = match r {
                 Readiness::None => true,
-                Readiness::TcpPort(port) => {
-                    tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_ok()
-                }
+                Readiness::TcpPort(port) => tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                    .await
+                    .is_ok(),
                 Readiness::LogLine(_) => {
                     let text = std::fs::read_to_string(&self.log).unwrap_or_default();
                     line_re.as_ref().is_some_and(|re| re.is_match(&text))
@@ -165,7 +175,11 @@ impl Process {
         let _ = killpg(pgid, Signal::SIGTERM);
         let waited = tokio::time::timeout(self.stop_grace, self.child.wait()).await;
         if waited.is_err() {
-            tracing::warn!("{} ignored SIGTERM for {:?}; killing it", self.name, self.stop_grace);
+            tracing::warn!(
+                "{} ignored SIGTERM for {:?}; killing it",
+                self.name,
+                self.stop_grace
+            );
         }
         // Children of the group may outlive the leader (Airflow's forks): kill what is left.
         let _ = killpg(pgid, Signal::SIGKILL);
@@ -201,7 +215,9 @@ pub async fn run_tool(
     run_as: RunAs,
 ) -> Result<String> {
     let mut cmd = Command::new(program);
-    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
     if run_as == RunAs::ServiceUser {
         if let Some((uid, gid)) = tools::service_user()? {
             cmd.uid(uid).gid(gid);

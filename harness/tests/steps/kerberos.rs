@@ -16,7 +16,12 @@ use super::{within, World};
 async fn reference_environment(w: &mut World) -> Result<()> {
     let dir = w.dir()?.clone();
     let shape = w.shape.clone();
-    let stack = within("starting the realm and PostgreSQL", Duration::from_secs(90), Stack::up(&dir, shape)).await?;
+    let stack = within(
+        "starting the realm and PostgreSQL",
+        Duration::from_secs(90),
+        Stack::up(&dir, shape),
+    )
+    .await?;
     w.pg_log_offset = stack.pg.log_offset();
     w.stack = Some(stack);
     Ok(())
@@ -25,7 +30,10 @@ async fn reference_environment(w: &mut World) -> Result<()> {
 #[when("the client principal gets a ticket from its keytab")]
 async fn kinit(w: &mut World) -> Result<()> {
     let s = w.stack()?;
-    let klist = s.realm.kinit("client", &s.shape.principal, &s.client_keytab).await?;
+    let klist = s
+        .realm
+        .kinit("client", &s.shape.principal, &s.client_keytab)
+        .await?;
     w.klist = Some(klist);
     Ok(())
 }
@@ -34,11 +42,19 @@ async fn kinit(w: &mut World) -> Result<()> {
 async fn ticket_for(w: &mut World, who: String) -> Result<()> {
     let who = w.x(&who);
     let klist = w.klist.as_deref().context("no ticket cache was listed")?;
-    ensure!(klist.contains(&who), "klist does not show `{who}`:\n{klist}");
+    ensure!(
+        klist.contains(&who),
+        "klist does not show `{who}`:\n{klist}"
+    );
     Ok(())
 }
 
-async fn gss_login(w: &mut World, keytab: Option<std::path::PathBuf>, spn: Option<String>, role: Option<String>) -> Result<()> {
+async fn gss_login(
+    w: &mut World,
+    keytab: Option<std::path::PathBuf>,
+    spn: Option<String>,
+    role: Option<String>,
+) -> Result<()> {
     let s = w.stack()?;
     let req = LoginRequest {
         addr: "127.0.0.1".into(),
@@ -75,7 +91,11 @@ async fn login_no_creds(w: &mut World) -> Result<()> {
 #[when(expr = "{string} logs in to PostgreSQL with GSSAPI as role {string}")]
 async fn login_as_other(w: &mut World, principal: String, role: String) -> Result<()> {
     let principal = w.x(&principal);
-    let kt = w.keytabs.get(&principal).cloned().with_context(|| format!("no keytab for {principal}: add the principal first"))?;
+    let kt = w
+        .keytabs
+        .get(&principal)
+        .cloned()
+        .with_context(|| format!("no keytab for {principal}: add the principal first"))?;
     let role = w.x(&role);
     gss_login(w, Some(kt), None, Some(role)).await
 }
@@ -130,14 +150,21 @@ async fn login_password(w: &mut World) -> Result<()> {
 #[then("the login succeeds")]
 async fn login_succeeds(w: &mut World) -> Result<()> {
     let l = w.login.as_ref().context("no login was attempted")?;
-    ensure!(l.authenticated && l.server_error.is_none(), "the login failed: {}", l.diagnosis());
+    ensure!(
+        l.authenticated && l.server_error.is_none(),
+        "the login failed: {}",
+        l.diagnosis()
+    );
     Ok(())
 }
 
 #[then("the login fails")]
 async fn login_fails(w: &mut World) -> Result<()> {
     let l = w.login.as_ref().context("no login was attempted")?;
-    ensure!(!l.authenticated, "the login succeeded, but it should have failed");
+    ensure!(
+        !l.authenticated,
+        "the login succeeded, but it should have failed"
+    );
     Ok(())
 }
 
@@ -145,9 +172,15 @@ async fn login_fails(w: &mut World) -> Result<()> {
 async fn login_fails_with(w: &mut World, needle: String) -> Result<()> {
     let needle = w.x(&needle);
     let l = w.login.as_ref().context("no login was attempted")?;
-    ensure!(!l.authenticated, "the login succeeded, but it should have failed with `{needle}`");
+    ensure!(
+        !l.authenticated,
+        "the login succeeded, but it should have failed with `{needle}`"
+    );
     let d = l.diagnosis();
-    ensure!(d.contains(&needle), "the login failed, but not with `{needle}`: {d}");
+    ensure!(
+        d.contains(&needle),
+        "the login failed, but not with `{needle}`: {d}"
+    );
     Ok(())
 }
 
@@ -165,9 +198,15 @@ async fn asked_for_gss(w: &mut World) -> Result<()> {
 async fn session_gss(w: &mut World, principal: String) -> Result<()> {
     let principal = w.x(&principal);
     let l = w.login.as_ref().context("no login was attempted")?;
-    let row = l.rows.first().with_context(|| format!("pg_stat_gssapi returned no row for the session ({})", l.diagnosis()))?;
+    let row = l.rows.first().with_context(|| {
+        format!(
+            "pg_stat_gssapi returned no row for the session ({})",
+            l.diagnosis()
+        )
+    })?;
     ensure!(
-        row.first().cloned().flatten().as_deref() == Some(principal.as_str()) && row.get(1).cloned().flatten().as_deref() == Some("true"),
+        row.first().cloned().flatten().as_deref() == Some(principal.as_str())
+            && row.get(1).cloned().flatten().as_deref() == Some("true"),
         "pg_stat_gssapi says principal={:?} gss_authenticated={:?}, expected {principal} and true",
         row.first(),
         row.get(1)
@@ -180,7 +219,10 @@ async fn pg_log_gss(w: &mut World, principal: String) -> Result<()> {
     let principal = w.x(&principal);
     let needle = format!("connection authorized: user={principal}");
     let text = w.pg_log_contains(&needle).await?;
-    let line = text.lines().find(|l| l.contains(&needle)).unwrap_or_default();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_default();
     ensure!(
         line.contains("GSS (authenticated=yes") && line.contains(&format!("principal={principal}")),
         "the connection of {principal} was not authorized by GSS: {line}"
@@ -213,7 +255,9 @@ async fn rotate(w: &mut World) -> Result<()> {
 async fn other_principal(w: &mut World, principal: String) -> Result<()> {
     let principal = w.x(&principal);
     let s = w.stack()?;
-    let kt = s.dir.join(format!("secrets/{}.keytab", harness::run::slug(&principal)));
+    let kt = s
+        .dir
+        .join(format!("secrets/{}.keytab", harness::run::slug(&principal)));
     s.realm.add_principals(&[(&principal, &kt)]).await?;
     w.keytabs.insert(principal, kt);
     Ok(())

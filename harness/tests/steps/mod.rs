@@ -86,7 +86,10 @@ impl fmt::Debug for World {
             .field("dir", &self.dir)
             .field("realm", &self.shape.realm)
             .field("login", &self.login.as_ref().map(|l| l.diagnosis()))
-            .field("connect_error", &self.connect.as_ref().and_then(|c| c.error.clone()))
+            .field(
+                "connect_error",
+                &self.connect.as_ref().and_then(|c| c.error.clone()),
+            )
             .finish()
     }
 }
@@ -117,13 +120,20 @@ impl World {
         // checking first, so two of them can never share one.
         let mut n = 1;
         self.dir = loop {
-            let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
             let p = ctx.run.root.join(&name);
             match std::fs::create_dir(&p) {
                 Ok(()) => break harness::run::make_traversable(&p).ok().map(|_| p),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
                 Err(e) => {
-                    eprintln!("could not create the scenario directory {}: {e}", p.display());
+                    eprintln!(
+                        "could not create the scenario directory {}: {e}",
+                        p.display()
+                    );
                     break None;
                 }
             }
@@ -153,21 +163,35 @@ impl World {
 
     /// On failure: what a person needs to see first, in one file, and how to rerun.
     async fn write_diagnosis(&mut self, scenario: &str) -> Result<()> {
-        let Some(dir) = self.dir.clone() else { return Ok(()) };
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
         let mut text = format!("scenario: {scenario}\n");
         if let Some(l) = &self.login {
             text += &format!("direct GSS login: {}\n", l.diagnosis());
         }
         if let Some(c) = &self.connect {
-            text += &format!("client through PgBouncer: {} after {:?}\n", c.error.as_deref().unwrap_or("connected"), c.elapsed);
+            text += &format!(
+                "client through PgBouncer: {} after {:?}\n",
+                c.error.as_deref().unwrap_or("connected"),
+                c.elapsed
+            );
         }
         if let Some(stack) = &self.stack {
             if let Some(admin) = stack.admin_target() {
-                if let Ok(client) = harness::probe::sql::connect(&admin, Duration::from_secs(3)).await {
+                if let Ok(client) =
+                    harness::probe::sql::connect(&admin, Duration::from_secs(3)).await
+                {
                     for q in ["SHOW POOLS", "SHOW SERVERS"] {
                         text += &format!("\n{q}:\n");
-                        for row in harness::probe::sql::simple_rows(&client, q).await.unwrap_or_default() {
-                            let cells: Vec<String> = row.iter().map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or(""))).collect();
+                        for row in harness::probe::sql::simple_rows(&client, q)
+                            .await
+                            .unwrap_or_default()
+                        {
+                            let cells: Vec<String> = row
+                                .iter()
+                                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
+                                .collect();
                             text += &format!("  {}\n", cells.join(" "));
                         }
                     }
@@ -179,11 +203,18 @@ impl World {
                 ("pgbouncer", stack.dir.join("pgbouncer/pgbouncer.log")),
             ] {
                 if log.exists() {
-                    text += &format!("\nlast lines of {name} ({}):\n{}\n", log.display(), harness::substrate::local::tail(&log, 12));
+                    text += &format!(
+                        "\nlast lines of {name} ({}):\n{}\n",
+                        log.display(),
+                        harness::substrate::local::tail(&log, 12)
+                    );
                 }
             }
         }
-        text += &format!("\nrerun just this scenario: cargo xtask e2e --name '^{}$'\n", regex_escape(scenario));
+        text += &format!(
+            "\nrerun just this scenario: cargo xtask e2e --name '^{}$'\n",
+            regex_escape(scenario)
+        );
         std::fs::write(dir.join("diagnosis.txt"), harness::redact::redact(&text))?;
         eprintln!("diagnosis: {}", dir.join("diagnosis.txt").display());
         Ok(())
@@ -194,15 +225,21 @@ impl World {
     }
 
     pub fn dir(&self) -> Result<&PathBuf> {
-        self.dir.as_ref().context("the scenario has no directory (the before hook did not run)")
+        self.dir
+            .as_ref()
+            .context("the scenario has no directory (the before hook did not run)")
     }
 
     pub fn stack(&self) -> Result<&Stack> {
-        self.stack.as_ref().context("no environment: the scenario needs `Given the Kerberos reference environment` first")
+        self.stack.as_ref().context(
+            "no environment: the scenario needs `Given the Kerberos reference environment` first",
+        )
     }
 
     pub fn stack_mut(&mut self) -> Result<&mut Stack> {
-        self.stack.as_mut().context("no environment: the scenario needs `Given the Kerberos reference environment` first")
+        self.stack.as_mut().context(
+            "no environment: the scenario needs `Given the Kerberos reference environment` first",
+        )
     }
 
     /// Waits for `needle` to appear in the PostgreSQL log after the scenario's offset; the
@@ -240,7 +277,11 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// Bounds a step: cucumber has no step timeout of its own.
-pub async fn within<T>(what: &str, limit: Duration, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub async fn within<T>(
+    what: &str,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
         // cucumber prints only the outermost message; the chain is the diagnosis.
         Ok(r) => r.map_err(|e| anyhow::anyhow!("{e:#}")),

@@ -13,7 +13,12 @@ async fn start(w: &mut World, edit: impl FnOnce(&mut PgbouncerOptions)) -> Resul
     let s = w.stack_mut()?;
     let mut opts = s.default_pgbouncer_options();
     edit(&mut opts);
-    within("starting PgBouncer", Duration::from_secs(120), s.start_pgbouncer(&opts)).await?;
+    within(
+        "starting PgBouncer",
+        Duration::from_secs(120),
+        s.start_pgbouncer(&opts),
+    )
+    .await?;
     w.pgbouncer_opts = Some(opts);
     Ok(())
 }
@@ -42,7 +47,11 @@ async fn pgbouncer_negotiate(w: &mut World, value: String) -> Result<()> {
 #[given(expr = "PgBouncer is started with the keytab of {string}")]
 async fn pgbouncer_other_keytab(w: &mut World, principal: String) -> Result<()> {
     let principal = w.x(&principal);
-    let kt = w.keytabs.get(&principal).cloned().with_context(|| format!("no keytab for {principal}"))?;
+    let kt = w
+        .keytabs
+        .get(&principal)
+        .cloned()
+        .with_context(|| format!("no keytab for {principal}"))?;
     start(w, |o| o.keytab = Some(kt)).await
 }
 
@@ -61,7 +70,11 @@ async fn connect(w: &mut World, password: String) -> Result<()> {
         },
         Err(e) => (None, Some(e)),
     };
-    w.connect = Some(Connect { client, error, elapsed: started.elapsed().max(elapsed) });
+    w.connect = Some(Connect {
+        client,
+        error,
+        elapsed: started.elapsed().max(elapsed),
+    });
     Ok(())
 }
 
@@ -93,7 +106,10 @@ async fn connection_fails(w: &mut World, secs: u64, needle: String) -> Result<()
     let Some(e) = &c.error else {
         bail!("the client connected through PgBouncer, but it should have failed with `{needle}`");
     };
-    ensure!(e.contains(&needle), "the client failed, but not with `{needle}`: {e}");
+    ensure!(
+        e.contains(&needle),
+        "the client failed, but not with `{needle}`: {e}"
+    );
     ensure!(
         c.elapsed <= Duration::from_secs(secs),
         "the client failed with the right message, but only after {:?} (limit {secs} s): clients must not wait for a timeout",
@@ -105,14 +121,24 @@ async fn connection_fails(w: &mut World, secs: u64, needle: String) -> Result<()
 #[then(expr = "pg_stat_gssapi shows the client's session GSS-authenticated as {string}")]
 async fn through_pgbouncer_gss(w: &mut World, principal: String) -> Result<()> {
     let principal = w.x(&principal);
-    let c = w.connect.as_ref().and_then(|c| c.client.as_ref()).context("no open client connection")?;
+    let c = w
+        .connect
+        .as_ref()
+        .and_then(|c| c.client.as_ref())
+        .context("no open client connection")?;
     let rows = sql::simple_rows(
         c,
         "SELECT principal, gss_authenticated::text AS gss, current_user AS role FROM pg_stat_gssapi WHERE pid = pg_backend_pid()",
     )
     .await?;
-    let row = rows.first().context("pg_stat_gssapi has no row for PgBouncer's server session")?;
-    let (p, g, r) = (sql::cell(row, "principal"), sql::cell(row, "gss"), sql::cell(row, "role"));
+    let row = rows
+        .first()
+        .context("pg_stat_gssapi has no row for PgBouncer's server session")?;
+    let (p, g, r) = (
+        sql::cell(row, "principal"),
+        sql::cell(row, "gss"),
+        sql::cell(row, "role"),
+    );
     ensure!(
         p == Some(principal.as_str()) && g == Some("true") && r == Some(principal.as_str()),
         "PgBouncer's server session: principal={p:?} gss_authenticated={g:?} role={r:?}; expected {principal}, true, {principal}"
@@ -123,14 +149,22 @@ async fn through_pgbouncer_gss(w: &mut World, principal: String) -> Result<()> {
 #[then(expr = "the PgBouncer log says {string}")]
 async fn pgbouncer_log_says(w: &mut World, needle: String) -> Result<()> {
     let needle = w.x(&needle);
-    let p = w.stack()?.pgbouncer.as_ref().context("PgBouncer is not running")?;
+    let p = w
+        .stack()?
+        .pgbouncer
+        .as_ref()
+        .context("PgBouncer is not running")?;
     for _ in 0..40 {
         if p.log_text().contains(&needle) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("the PgBouncer log ({}) has no line containing `{needle}`:\n{}", p.log.display(), super::last_lines(&p.log_text(), 12))
+    bail!(
+        "the PgBouncer log ({}) has no line containing `{needle}`:\n{}",
+        p.log.display(),
+        super::last_lines(&p.log_text(), 12)
+    )
 }
 
 #[then("PostgreSQL saw no login attempt from PgBouncer")]
@@ -138,7 +172,10 @@ async fn no_server_login(w: &mut World) -> Result<()> {
     let s = w.stack()?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = s.pg.log_since(w.pg_log_offset);
-    let attempts: Vec<&str> = log.lines().filter(|l| l.contains("connection received")).collect();
+    let attempts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("connection received"))
+        .collect();
     ensure!(
         attempts.is_empty(),
         "PostgreSQL received connections although the client was refused by PgBouncer: {}",
