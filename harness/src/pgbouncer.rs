@@ -155,7 +155,12 @@ impl Pgbouncer {
             .arg(ini_path.display().to_string())
             .envs(&spec.krb_env)
             .run_as(RunAs::ServiceUser)
-            .ready_when(Readiness::TcpPort(spec.port), Duration::from_secs(15));
+            // Its own "listening" line, not a TCP connect: a port another program holds would
+            // answer the connect while PgBouncer itself failed to bind and exited.
+            .ready_when(
+                Readiness::LogLine(format!(r"listening on \S+:{}\b", spec.port)),
+                Duration::from_secs(15),
+            );
         let mut proc_spec = proc_spec;
         proc_spec.stop_grace = Duration::from_secs(3);
         let process = Process::start(&proc_spec, &log).await?;
