@@ -359,13 +359,16 @@ impl Airflow {
         }
         if forkserver_enabled() {
             // Airflow imports once, in the fork server, while the schema is restored.
-            let (fs, restored) = tokio::join!(launch_forkserver(&af.python, &af.env, dir), async {
-                if warm {
-                    template::restore(stack, &cached).await
-                } else {
-                    Ok(())
+            let (fs, restored) = tokio::join!(
+                launch_forkserver(&af.python, &af.env, dir, early_api),
+                async {
+                    if warm {
+                        template::restore(stack, &cached).await
+                    } else {
+                        Ok(())
+                    }
                 }
-            });
+            );
             restored?;
             let (process, tmp, socket) = fs?;
             af.forkserver = Some(process);
@@ -425,10 +428,6 @@ impl Airflow {
                 } else {
                     background(&mut spec);
                 }
-            } else if early_api {
-                // The others are up in about 2 s of CPU and the api-server, still building its
-                // app, is the last to answer: it gets the larger share of the two cores.
-                spec = spec.env("HARNESS_FORKSERVER_NICE", nice_level());
             }
             let p = Process::start(&spec, &dir.join(format!("{name}.log"))).await?;
             af.components.push(p);
@@ -903,8 +902,8 @@ pub fn group_alive(pgid: u32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None).is_ok()
 }
 
-/// The CPU priority of the forked scheduler, dag-processor and triggerer while Airflow 3's
-/// api-server starts (E2E_AIRFLOW_NICE, 5 unless set).
+/// The CPU priority of the fork server and what it forks while Airflow 3's api-server starts
+/// beside it (E2E_AIRFLOW_NICE, 5 unless set).
 fn nice_level() -> String {
     std::env::var("E2E_AIRFLOW_NICE").unwrap_or_else(|_| "5".into())
 }
@@ -919,6 +918,7 @@ async fn launch_forkserver(
     python: &Path,
     env: &[(String, String)],
     dir: &Path,
+    lower_priority: bool,
 ) -> Result<(Process, tempfile::TempDir, PathBuf)> {
     // Unix socket paths are limited to 107 bytes, too short for run directories.
     let tmp = tempfile::Builder::new()
@@ -934,6 +934,23 @@ async fn launch_forkserver(
             Duration::from_secs(120),
         );
     spec.cwd = Some(dir.to_path_buf());
+    if lower_priority {
+        // Airflow 3's api-server, importing Airflow and building its app beside the fork server,
+        // is the last component to answer; the fork server's import and the scheduler,
+        // dag-processor and triggerer it forks (they heartbeat after about 2 s of CPU) are not,
+        // so they run at a lower priority and inherit it (the worker goes 10 lower still).
+        let nice = Path::new("/usr/bin/nice");
+        if nice.exists() {
+            let mut args = vec![
+                "-n".to_string(),
+                nice_level(),
+                spec.program.display().to_string(),
+            ];
+            args.append(&mut spec.args);
+            spec.args = args;
+            spec.program = nice.to_path_buf();
+        }
+    }
     spec.env_remove = [
         "VIRTUAL_ENV",
         "PYTHONHOME",
