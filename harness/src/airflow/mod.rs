@@ -903,9 +903,14 @@ pub fn group_alive(pgid: u32) -> bool {
 }
 
 /// The CPU priority of the fork server and what it forks while Airflow 3's api-server starts
-/// beside it (E2E_AIRFLOW_NICE, 5 unless set).
+/// beside it (E2E_AIRFLOW_NICE, 0-19; 5 unless set).
 fn nice_level() -> String {
-    std::env::var("E2E_AIRFLOW_NICE").unwrap_or_else(|_| "5".into())
+    std::env::var("E2E_AIRFLOW_NICE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u8>().ok())
+        .filter(|n| *n <= 19)
+        .unwrap_or(5)
+        .to_string()
 }
 
 /// Whether components are forked from one process that imported Airflow (E2E_AIRFLOW_FORKSERVER,
