@@ -255,16 +255,7 @@ async fn build(w: &mut World, policy: Policy) -> Result<()> {
     .await?;
     w.pg_log_offset = stack.pg.log_offset();
     w.stack = Some(stack);
-    let s = w.stack_mut()?;
-    let opts = s.default_pgbouncer_options();
-    within(
-        "starting PgBouncer",
-        Duration::from_secs(120),
-        s.start_pgbouncer(&opts),
-    )
-    .await?;
-    w.pgbouncer_opts = Some(opts);
-    Ok(())
+    super::pgbouncer::start(w, |_| {}).await
 }
 
 #[when("the environment is built from the deployment file")]

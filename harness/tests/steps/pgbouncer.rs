@@ -9,7 +9,7 @@ use harness::stack::PgbouncerOptions;
 
 use super::{within, Connect, World};
 
-async fn start(w: &mut World, edit: impl FnOnce(&mut PgbouncerOptions)) -> Result<()> {
+pub(super) async fn start(w: &mut World, edit: impl FnOnce(&mut PgbouncerOptions)) -> Result<()> {
     let s = w.stack_mut()?;
     let mut opts = s.default_pgbouncer_options();
     edit(&mut opts);
