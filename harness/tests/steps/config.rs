@@ -2,16 +2,15 @@
 //! the environment from it (replay), so the run shows what the platform would do with it.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _, Result};
 use cucumber::{gherkin::Step, given, then, when};
-use harness::probe::sql;
 use harness::replay::{self, Policy};
 use harness::stack::Stack;
 use harness_config::{lint_main, Format, LintArgs};
 
-use super::{within, Connect, World};
+use super::{within, World};
 
 /// The configuration files of one scenario and what lint said about them.
 #[derive(Default)]
@@ -277,21 +276,7 @@ async fn client_connects_to(w: &mut World, which: String) -> Result<()> {
         "result-backend" => s.result_backend_target(&pw),
         other => bail!("no `{other}` database: write metadata or result-backend"),
     };
-    let started = Instant::now();
-    // The server login happens on the first query, so the query is part of connecting.
-    let (client, error) = match sql::connect(&target, Duration::from_secs(30)).await {
-        Ok(c) => match c.simple_query("SELECT 1").await {
-            Ok(_) => (Some(c), None),
-            Err(e) => (None, Some(sql::error_text(&e))),
-        },
-        Err(e) => (None, Some(e)),
-    };
-    w.connect = Some(Connect {
-        client,
-        error,
-        elapsed: started.elapsed(),
-    });
-    Ok(())
+    super::pgbouncer::connect_as_user(w, &target).await
 }
 
 #[then(expr = "PgBouncer runs an ini that says {string}")]
