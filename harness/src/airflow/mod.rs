@@ -471,6 +471,10 @@ impl Airflow {
 
     fn spec(&self, name: &str, args: &[&str]) -> Spec {
         let launcher: Vec<String> = match &self.forkserver_socket {
+            // Airflow 3's api-server is never forked (it starts beside the fork server) and
+            // starts through airflow/config/harness_apiserver.py, which defers FastAPI's
+            // validator compilation (E2E_AIRFLOW_FAST_API=0 turns that off).
+            _ if name == "api-server" => vec!["-m".into(), "harness_apiserver".into()],
             Some(socket) => vec![
                 "-m".into(),
                 "harness_forkserver".into(),
@@ -630,6 +634,13 @@ impl Airflow {
             if let Ok(resp) = http.get(&url).send().await {
                 if let Ok(body) = resp.text().await {
                     if let Ok(h) = health::parse(&body) {
+                        if last.is_none() {
+                            // Which is later, the API answering or the components' heartbeats.
+                            self.timings.push((
+                                "api_answers_s".to_string(),
+                                self.started.elapsed().as_secs_f64(),
+                            ));
+                        }
                         if h.all_healthy(self.version) && admin_done {
                             self.timings.push((
                                 "to_healthy_s".to_string(),
