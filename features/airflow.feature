@@ -13,6 +13,7 @@ Feature: Airflow reaches a healthy UI through the Kerberized path
     Given PgBouncer is configured as the deployment renders it
     When Airflow "<version>" is deployed with its connections through PgBouncer
     Then every component in Airflow's health report is healthy
+    And Airflow's REST API rejects a malformed parameter and answers a valid one
     And a browser logs in to the Airflow UI and sees it healthy
     And pg_stat_gssapi shows Airflow's connections GSS-authenticated as "{principal}"
     When the DAG "harness_probe" is triggered

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
 use crate::component::{Readiness, Spec};
@@ -667,7 +667,7 @@ impl Airflow {
                     self.dir.display()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -760,6 +760,29 @@ impl Airflow {
             base: format!("{}{prefix}", self.base_url),
             auth,
         })
+    }
+
+    /// Asks the REST API for the DAG list with a `limit` that is not a number and with a valid
+    /// one. Airflow 3's api-server starts with FastAPI's validators compiled on first use
+    /// (airflow/config/harness_apiserver.py); this proves they still reject bad input and accept
+    /// good input. Returns the two answers' status codes.
+    pub async fn check_request_validation(&self) -> Result<(u16, u16)> {
+        let api = self.api().await?;
+        let (bad, body) = api.get("/dags?limit=not-a-number").await?;
+        let expected = match self.version {
+            Version::Airflow3 => 422,
+            Version::Airflow2 => 400,
+        };
+        ensure!(
+            bad == expected && body.to_string().contains("limit"),
+            "Airflow's REST API answered a non-numeric `limit` with HTTP {bad} ({body}), not a {expected} validation error naming `limit`; if E2E_AIRFLOW_FAST_API=0 fixes it, airflow/config/harness_apiserver.py no longer fits this FastAPI"
+        );
+        let (good, body) = api.get("/dags?limit=1").await?;
+        ensure!(
+            good == 200 && body.get("total_entries").is_some(),
+            "Airflow's REST API answered a valid DAG list request with HTTP {good}: {body}"
+        );
+        Ok((bad, good))
     }
 
     /// Waits until the DAG is parsed, triggers a run and returns its id.

@@ -131,6 +131,18 @@ async fn all_healthy(w: &mut World) -> Result<()> {
     Ok(())
 }
 
+#[then("Airflow's REST API rejects a malformed parameter and answers a valid one")]
+async fn api_validates(w: &mut World) -> Result<()> {
+    let af = deployment(w)?;
+    within(
+        "checking the REST API's request validation",
+        Duration::from_secs(60),
+        af.check_request_validation(),
+    )
+    .await?;
+    Ok(())
+}
+
 #[then("a browser logs in to the Airflow UI and sees it healthy")]
 async fn browser_sees_ui(w: &mut World) -> Result<()> {
     let dir = w.dir()?.clone();
