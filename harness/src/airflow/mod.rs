@@ -7,16 +7,20 @@
 pub mod broker;
 pub mod browser;
 pub mod diagnose;
+mod forkserver;
 pub mod health;
+mod rest;
+mod settings;
 pub mod template;
 pub mod venv;
+mod version;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use serde_json::{json, Value};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
 
 use crate::component::{Readiness, Spec};
 use crate::secret::{write_private, Secret};
@@ -25,52 +29,7 @@ use crate::substrate::local::{tail, Process};
 
 use broker::Redis;
 use health::Health;
-
-/// The Airflow versions the harness runs, each pinned by `airflow/requirements-<pin>.lock`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Version {
-    Airflow3,
-    Airflow2,
-}
-
-impl Version {
-    pub fn pin(self) -> &'static str {
-        match self {
-            Version::Airflow3 => "3.3.2",
-            Version::Airflow2 => "2.11.2",
-        }
-    }
-
-    /// `3`, `3.3.2`, `2`, `2.11.2` (what `E2E_AIRFLOW` and scenario parameters say).
-    pub fn parse(s: &str) -> Result<Version> {
-        match s
-            .trim()
-            .trim_start_matches("airflow")
-            .trim_start_matches('-')
-        {
-            "3" | "3.3.2" => Ok(Version::Airflow3),
-            "2" | "2.11.2" => Ok(Version::Airflow2),
-            other => {
-                bail!("unknown Airflow version `{other}`: use 3 (3.3.2, the default) or 2 (2.11.2)")
-            }
-        }
-    }
-
-    /// `E2E_AIRFLOW`, or Airflow 3 when it is unset.
-    pub fn from_env() -> Result<Version> {
-        match std::env::var("E2E_AIRFLOW") {
-            Ok(v) if !v.trim().is_empty() => Version::parse(&v).context("E2E_AIRFLOW"),
-            _ => Ok(Version::Airflow3),
-        }
-    }
-
-    pub fn health_path(self) -> &'static str {
-        match self {
-            Version::Airflow3 => "/api/v2/monitor/health",
-            Version::Airflow2 => "/health",
-        }
-    }
-}
+pub use version::Version;
 
 /// How many Airflow deployments run at once: each is five Python processes importing Airflow, and
 /// on two cores more than two at a time only makes all of them slower.
@@ -206,117 +165,28 @@ impl Airflow {
                 .unwrap_or(stack.client_password.expose()),
         );
         let rb = stack.metadata_target(stack.client_password.expose());
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "AIRFLOW_HOME".into(),
-                dir.join("home").display().to_string(),
-            ),
-            (
-                "AIRFLOW__CORE__DAGS_FOLDER".into(),
-                crate::run::workspace_root()
-                    .join("airflow/dags")
-                    .display()
-                    .to_string(),
-            ),
-            // airflow/config: the PgBouncer connect arguments and the fork server.
-            (
-                "PYTHONPATH".into(),
-                crate::run::workspace_root()
-                    .join("airflow/config")
-                    .display()
-                    .to_string(),
-            ),
-            ("AIRFLOW__CORE__EXECUTOR".into(), "CeleryExecutor".into()),
-            ("AIRFLOW__CORE__PARALLELISM".into(), "2".into()),
-            ("AIRFLOW__CORE__LOAD_EXAMPLES".into(), "False".into()),
-            (
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION".into(),
-                "False".into(),
-            ),
-            (
-                "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS".into(),
-                "False".into(),
-            ),
-            (
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN".into(),
-                pg_url(
-                    "postgresql",
-                    &metadata.user,
-                    &metadata.password,
-                    metadata.port,
-                    &stack.shape.metadata_alias(),
-                ),
-            ),
-            (
-                "AIRFLOW__CELERY__RESULT_BACKEND".into(),
-                pg_url(
-                    "db+postgresql",
-                    &rb.user,
-                    &rb.password,
-                    rb.port,
-                    &stack.shape.result_backend_alias(),
-                ),
-            ),
-            ("AIRFLOW__CELERY__BROKER_URL".into(), redis.url()),
-            ("AIRFLOW__CELERY__WORKER_CONCURRENCY".into(), "1".into()),
-            (
-                "AIRFLOW__LOGGING__BASE_LOG_FOLDER".into(),
-                dir.join("logs").display().to_string(),
-            ),
-            // Both default to fixed ports (8793/8794): two runs side by side would collide.
-            (
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT".into(),
-                crate::ports::free_port()?.to_string(),
-            ),
-            (
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT".into(),
-                crate::ports::free_port()?.to_string(),
-            ),
-        ];
-        match version {
-            Version::Airflow3 => {
-                let async_url = pg_url(
-                    "postgresql+asyncpg",
-                    &metadata.user,
-                    &metadata.password,
-                    metadata.port,
-                    &stack.shape.metadata_alias(),
-                );
-                env.extend([
-                    ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS".into(), "harness_pgbouncer.SYNC".into()),
-                    ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC".into(), "harness_pgbouncer.ASYNC".into()),
-                    ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC".into(), format!("{async_url}?prepared_statement_cache_size=0")),
-                ]);
-                let passwords = secrets.join("simple_auth_manager_passwords.json");
-                write_private(&passwords, json!({ &admin_user: admin_password.expose() }).to_string().as_bytes())?;
-                env.extend([
-                    ("AIRFLOW__API__HOST".into(), "127.0.0.1".into()),
-                    ("AIRFLOW__API__PORT".into(), port.to_string()),
-                    ("AIRFLOW__API__BASE_URL".into(), base_url.clone()),
-                    ("AIRFLOW__API__WORKERS".into(), "1".into()),
-                    ("AIRFLOW__CORE__EXECUTION_API_SERVER_URL".into(), format!("{base_url}/execution/")),
-                    ("AIRFLOW__API_AUTH__JWT_SECRET".into(), Secret::generate().expose().into()),
-                    ("AIRFLOW__API__SECRET_KEY".into(), Secret::generate().expose().into()),
-                    (
-                        "AIRFLOW__CORE__AUTH_MANAGER".into(),
-                        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager".into(),
-                    ),
-                    ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS".into(), format!("{admin_user}:admin")),
-                    ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE".into(), passwords.display().to_string()),
-                ]);
-            }
-            Version::Airflow2 => env.extend([
-                ("AIRFLOW__WEBSERVER__WEB_SERVER_HOST".into(), "127.0.0.1".into()),
-                ("AIRFLOW__WEBSERVER__WEB_SERVER_PORT".into(), port.to_string()),
-                ("AIRFLOW__WEBSERVER__BASE_URL".into(), base_url.clone()),
-                ("AIRFLOW__WEBSERVER__WORKERS".into(), "1".into()),
-                ("AIRFLOW__WEBSERVER__SECRET_KEY".into(), Secret::generate().expose().into()),
-                (
-                    "AIRFLOW__API__AUTH_BACKENDS".into(),
-                    "airflow.providers.fab.auth_manager.api.auth.backend.basic_auth,airflow.api.auth.backend.session".into(),
-                ),
-            ]),
+        let passwords_file = secrets.join("simple_auth_manager_passwords.json");
+        if version == Version::Airflow3 {
+            write_private(
+                &passwords_file,
+                json!({ &admin_user: admin_password.expose() })
+                    .to_string()
+                    .as_bytes(),
+            )?;
         }
+        let env = settings::environment(&settings::Inputs {
+            version,
+            dir,
+            metadata: &metadata,
+            metadata_alias: stack.shape.metadata_alias(),
+            result_backend: &rb,
+            result_backend_alias: stack.shape.result_backend_alias(),
+            broker_url: redis.url(),
+            api_port: port,
+            admin_user: &admin_user,
+            passwords_file: &passwords_file,
+            log_server_ports: (crate::ports::free_port()?, crate::ports::free_port()?),
+        });
         let mut af = Airflow {
             version,
             dir: dir.to_path_buf(),
@@ -349,7 +219,7 @@ impl Airflow {
         // leaves idle, instead of being forked once that import is done. It is told not to check
         // the schema at start-up (the harness restores or migrates it right now); until the
         // tables exist its health report says "unhealthy", and the wait below polls on.
-        let early_api = version == Version::Airflow3 && forkserver_enabled();
+        let early_api = version == Version::Airflow3 && forkserver::enabled();
         if early_api {
             let spec = af
                 .spec("api-server", &["api-server"])
@@ -357,10 +227,10 @@ impl Airflow {
             let p = Process::start(&spec, &dir.join("api-server.log")).await?;
             af.components.push(p);
         }
-        if forkserver_enabled() {
+        if forkserver::enabled() {
             // Airflow imports once, in the fork server, while the schema is restored.
             let (fs, restored) = tokio::join!(
-                launch_forkserver(&af.python, &af.env, dir, early_api),
+                forkserver::launch(&af.python, &af.env, dir, early_api),
                 async {
                     if warm {
                         template::restore(stack, &cached).await
@@ -726,148 +596,6 @@ impl Airflow {
         }
     }
 
-    // ---- the REST API: trigger the probe DAG and follow its run ----
-
-    async fn api(&self) -> Result<Api> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
-        let auth = match self.version {
-            Version::Airflow3 => {
-                let resp = http
-                    .post(format!("{}/auth/token", self.base_url))
-                    .json(&json!({"username": self.admin_user, "password": self.admin_password.expose()}))
-                    .send()
-                    .await
-                    .context("requesting an API token from Airflow's api-server")?;
-                let status = resp.status();
-                let body: Value = resp.json().await.unwrap_or(Value::Null);
-                let token = body.get("access_token").and_then(Value::as_str).with_context(|| {
-                    format!("Airflow's api-server gave no token for the admin user (HTTP {status}): check the SimpleAuthManager users and passwords file")
-                })?;
-                ApiAuth::Bearer(token.to_string())
-            }
-            Version::Airflow2 => {
-                ApiAuth::Basic(self.admin_user.clone(), self.admin_password.clone())
-            }
-        };
-        let prefix = match self.version {
-            Version::Airflow3 => "/api/v2",
-            Version::Airflow2 => "/api/v1",
-        };
-        Ok(Api {
-            http,
-            base: format!("{}{prefix}", self.base_url),
-            auth,
-        })
-    }
-
-    /// Asks the REST API for the DAG list with a `limit` that is not a number and with a valid
-    /// one. Airflow 3's api-server starts with FastAPI's validators compiled on first use
-    /// (airflow/config/harness_apiserver.py); this proves they still reject bad input and accept
-    /// good input. Returns the two answers' status codes.
-    pub async fn check_request_validation(&self) -> Result<(u16, u16)> {
-        let api = self.api().await?;
-        let (bad, body) = api.get("/dags?limit=not-a-number").await?;
-        let expected = match self.version {
-            Version::Airflow3 => 422,
-            Version::Airflow2 => 400,
-        };
-        ensure!(
-            bad == expected && body.to_string().contains("limit"),
-            "Airflow's REST API answered a non-numeric `limit` with HTTP {bad} ({body}), not a {expected} validation error naming `limit`; if E2E_AIRFLOW_FAST_API=0 fixes it, airflow/config/harness_apiserver.py no longer fits this FastAPI"
-        );
-        let (good, body) = api.get("/dags?limit=1").await?;
-        ensure!(
-            good == 200 && body.get("total_entries").is_some(),
-            "Airflow's REST API answered a valid DAG list request with HTTP {good}: {body}"
-        );
-        Ok((bad, good))
-    }
-
-    /// Waits until the DAG is parsed, triggers a run and returns its id.
-    pub async fn trigger_dag(&mut self, dag_id: &str, limit: Duration) -> Result<String> {
-        let api = self.api().await?;
-        let deadline = Instant::now() + limit;
-        loop {
-            // A busy api-server may miss one poll (its execution API blocks it for seconds on two
-            // loaded cores); only the deadline ends the wait.
-            let (status, body) = api
-                .get(&format!("/dags/{dag_id}"))
-                .await
-                .unwrap_or((0, Value::Null));
-            if status == 200 {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the DAG `{dag_id}` did not appear in Airflow within {limit:?} (HTTP {status}: {body}); is it in airflow/dags/ and does it parse? See {}",
-                    self.dir.join("logs").display()
-                );
-            }
-            self.check_alive()?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        let body = match self.version {
-            Version::Airflow3 => json!({"logical_date": null, "conf": {}}),
-            Version::Airflow2 => json!({"conf": {}}),
-        };
-        let (status, resp) = api.post(&format!("/dags/{dag_id}/dagRuns"), &body).await?;
-        let id = resp.get("dag_run_id").and_then(Value::as_str);
-        match id {
-            Some(id) if status < 300 => Ok(id.to_string()),
-            _ => bail!("triggering `{dag_id}` failed (HTTP {status}): {resp}"),
-        }
-    }
-
-    /// Follows a DAG run to a final state; returns the run's JSON when it succeeded.
-    pub async fn wait_dag_run(
-        &mut self,
-        dag_id: &str,
-        run_id: &str,
-        limit: Duration,
-    ) -> Result<Value> {
-        let api = self.api().await?;
-        let deadline = Instant::now() + limit;
-        let path = format!("/dags/{dag_id}/dagRuns/{}", url_part(run_id));
-        loop {
-            let (status, body) = api.get(&path).await.unwrap_or((0, Value::Null));
-            let state = body.get("state").and_then(Value::as_str).unwrap_or("");
-            match state {
-                "success" => return Ok(body),
-                "failed" => bail!(
-                    "the run {run_id} of `{dag_id}` failed; task logs are under {} and the worker's log is {}",
-                    self.dir.join("logs").display(),
-                    self.component_log("celery-worker").display()
-                ),
-                _ => {}
-            }
-            if let Some(f) = self.finding() {
-                bail!("the run {run_id} of `{dag_id}` cannot finish: {f}");
-            }
-            self.check_alive()?;
-            if Instant::now() > deadline {
-                bail!(
-                    "the run {run_id} of `{dag_id}` did not finish within {limit:?} (HTTP {status}, state `{state}`); the worker's log is {}",
-                    self.component_log("celery-worker").display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
-    /// The task instances of a run (state, hostname, executor...).
-    pub async fn task_instances(&self, dag_id: &str, run_id: &str) -> Result<Value> {
-        let api = self.api().await?;
-        let (_, body) = api
-            .get(&format!(
-                "/dags/{dag_id}/dagRuns/{}/taskInstances",
-                url_part(run_id)
-            ))
-            .await?;
-        Ok(body)
-    }
-
     fn check_alive(&mut self) -> Result<()> {
         let dead = self.exited();
         if let Some(name) = dead.first() {
@@ -890,137 +618,16 @@ impl Drop for Airflow {
     }
 }
 
-enum ApiAuth {
-    Bearer(String),
-    Basic(String, Secret),
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    auth: ApiAuth,
-}
-
-impl Api {
-    fn with_auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.auth {
-            ApiAuth::Bearer(t) => rb.bearer_auth(t),
-            ApiAuth::Basic(u, p) => rb.basic_auth(u, Some(p.expose())),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let resp = self
-            .with_auth(self.http.get(format!("{}{path}", self.base)))
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let resp = self
-            .with_auth(self.http.post(format!("{}{path}", self.base)))
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
-    }
-}
-
 /// True while any process is in the group (a signal-0 probe of the group succeeds).
 pub fn group_alive(pgid: u32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None).is_ok()
-}
-
-/// The CPU priority of the fork server and what it forks while Airflow 3's api-server starts
-/// beside it (E2E_AIRFLOW_NICE, 0-19; 5 unless set).
-fn nice_level() -> String {
-    std::env::var("E2E_AIRFLOW_NICE")
-        .ok()
-        .and_then(|v| v.trim().parse::<u8>().ok())
-        .filter(|n| *n <= 19)
-        .unwrap_or(5)
-        .to_string()
-}
-
-/// Whether components are forked from one process that imported Airflow (E2E_AIRFLOW_FORKSERVER,
-/// on unless `0`): five imports of Airflow on two cores are most of the start-up time.
-fn forkserver_enabled() -> bool {
-    std::env::var("E2E_AIRFLOW_FORKSERVER").map_or(true, |v| v != "0" && v != "false")
-}
-
-async fn launch_forkserver(
-    python: &Path,
-    env: &[(String, String)],
-    dir: &Path,
-    lower_priority: bool,
-) -> Result<(Process, tempfile::TempDir, PathBuf)> {
-    // Unix socket paths are limited to 107 bytes, too short for run directories.
-    let tmp = tempfile::Builder::new()
-        .prefix("harness-airflow-")
-        .tempdir_in("/tmp")?;
-    let socket = tmp.path().join("forkserver.sock");
-    let mut spec = Spec::new("airflow-forkserver", python)
-        .args(["-m", "harness_forkserver", "serve"])
-        .arg(socket.display().to_string())
-        .envs(env)
-        .ready_when(
-            Readiness::LogLine("forkserver ready".into()),
-            Duration::from_secs(120),
-        );
-    spec.cwd = Some(dir.to_path_buf());
-    if lower_priority {
-        // Airflow 3's api-server, importing Airflow and building its app beside the fork server,
-        // is the last component to answer; the fork server's import and the scheduler,
-        // dag-processor and triggerer it forks (they heartbeat after about 2 s of CPU) are not,
-        // so they run at a lower priority and inherit it (the worker goes 10 lower still).
-        let nice = Path::new("/usr/bin/nice");
-        if nice.exists() {
-            let mut args = vec![
-                "-n".to_string(),
-                nice_level(),
-                spec.program.display().to_string(),
-            ];
-            args.append(&mut spec.args);
-            spec.args = args;
-            spec.program = nice.to_path_buf();
-        }
-    }
-    spec.env_remove = [
-        "VIRTUAL_ENV",
-        "PYTHONHOME",
-        "AIRFLOW_CONFIG",
-        "KRB5CCNAME",
-        "KRB5_CONFIG",
-        "KRB5_CLIENT_KTNAME",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    spec.stop_grace = Duration::from_secs(2);
-    let process = Process::start(&spec, &dir.join("forkserver.log")).await?;
-    Ok((process, tmp, socket))
 }
 
 /// Runs a process that is off the path to a healthy deployment (the Celery worker, Airflow 2's
 /// user creation) at a lower CPU priority: on two cores, five Airflow processes importing at once
 /// otherwise delay the ones the health report waits for.
 fn background(spec: &mut Spec) {
-    let nice = Path::new("/usr/bin/nice");
-    if nice.exists() {
-        let mut args = vec![
-            "-n".to_string(),
-            "10".to_string(),
-            spec.program.display().to_string(),
-        ];
-        args.append(&mut spec.args);
-        spec.args = args;
-        spec.program = nice.to_path_buf();
-    }
+    forkserver::with_nice(spec, 10);
 }
 
 /// From nothing to every Airflow component healthy over HTTP: realm, PostgreSQL, PgBouncer,
@@ -1054,14 +661,6 @@ pub async fn full_flow_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_parse_and_name_the_choices() {
-        assert_eq!(Version::parse("3").unwrap(), Version::Airflow3);
-        assert_eq!(Version::parse("2.11.2").unwrap(), Version::Airflow2);
-        let e = Version::parse("1.10").unwrap_err().to_string();
-        assert!(e.contains("use 3") && e.contains("2.11.2"), "{e}");
-    }
 
     #[test]
     fn principals_are_encoded_in_urls() {
