@@ -179,6 +179,18 @@ impl Cluster {
         String::from_utf8_lossy(&text[start..]).into_owned()
     }
 
+    /// What PostgreSQL said since `offset`, for assertions on its GSS error texts. PostgreSQL
+    /// keeps at most 128 bytes of a GSS status message: a long service principal pushes the end
+    /// of a message like "... kvno 3 not found in keytab; keytab is likely out of date" off the
+    /// cut, and the server logs "incomplete GSS error report" instead. The Kerberos library's
+    /// trace of the same server (trace-postgres.log) holds the whole message, so when the log
+    /// admits a cut, the trace follows it.
+    pub fn gss_log_since(&self, offset: u64) -> String {
+        with_trace_when_cut(self.log_since(offset), || {
+            std::fs::read_to_string(self.dir.join("trace-postgres.log")).unwrap_or_default()
+        })
+    }
+
     /// Swaps the server keytab; PostgreSQL reads it on every GSS login, no reload needed.
     pub fn replace_keytab(&self, keytab: &Path) -> Result<()> {
         let dest = self.dir.join("server.keytab");
@@ -295,7 +307,9 @@ async fn self_signed_cert(dir: &Path, host: &str) -> Result<(PathBuf, PathBuf)> 
             "-days",
             "2",
             "-subj",
-            &format!("/CN={host}"),
+            // X.509 caps a common name at 64 characters, and customers' database host names can
+            // be longer; clients match the subjectAltName, which has no such cap.
+            &format!("/CN={}", common_name(host)),
             "-addext",
             &format!("subjectAltName=DNS:{host},IP:127.0.0.1"),
         ],
@@ -320,4 +334,49 @@ fn append(path: &Path, text: &str) -> Result<()> {
 fn path_str(p: &Path) -> Result<&str> {
     p.to_str()
         .with_context(|| format!("path {} is not UTF-8", p.display()))
+}
+
+/// `host` when it fits an X.509 common name (64 characters), else its first 64.
+fn common_name(host: &str) -> &str {
+    match host.char_indices().nth(64) {
+        Some((i, _)) => &host[..i],
+        None => host,
+    }
+}
+
+/// PostgreSQL's marker for a GSS status message it cut at its 128-byte buffer.
+const GSS_MESSAGE_CUT: &str = "incomplete GSS error report";
+
+fn with_trace_when_cut(log: String, trace: impl FnOnce() -> String) -> String {
+    if !log.contains(GSS_MESSAGE_CUT) {
+        return log;
+    }
+    format!(
+        "{log}\n--- PostgreSQL cut a GSS message ({GSS_MESSAGE_CUT}); its Kerberos trace follows ---\n{}",
+        trace()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_host_names_are_cut_to_a_valid_common_name() {
+        assert_eq!(common_name("db.example.test"), "db.example.test");
+        let long = "customer-production-metadata-db-primary.us-east-1.internal.corp.example.test";
+        assert_eq!(common_name(long).len(), 64);
+        assert!(long.starts_with(common_name(long)));
+    }
+
+    #[test]
+    fn a_cut_gss_message_is_completed_from_the_trace() {
+        let whole = "Request ticket server postgres/a-very-long-host-name.example.test@EXAMPLE.TEST kvno 3 not found in keytab; keytab is likely out of date";
+        let cut = format!("WARNING:  {GSS_MESSAGE_CUT}\nDETAIL:  {}", &whole[..100]);
+        let text = with_trace_when_cut(cut, || format!("Failed to decrypt AP-REQ ticket: {whole}"));
+        assert!(text.contains("keytab is likely out of date"), "{text}");
+        // An uncut log is returned as it is: the trace is not read.
+        let text = with_trace_when_cut(format!("DETAIL:  {whole}"), || unreachable!());
+        assert_eq!(text, format!("DETAIL:  {whole}"));
+    }
 }

@@ -247,7 +247,7 @@ impl World {
     pub async fn pg_log_contains(&self, needle: &str) -> Result<String> {
         let stack = self.stack()?;
         for _ in 0..40 {
-            let text = stack.pg.log_since(self.pg_log_offset);
+            let text = stack.pg.gss_log_since(self.pg_log_offset);
             if text.contains(needle) {
                 return Ok(text);
             }
