@@ -171,6 +171,9 @@ pub fn ensure(needs: &[Need], offline: bool) -> Result<()> {
         }
         eprintln!("xtask: installed {}", names.join(" "));
     }
+    if needs.contains(&Need::Run) {
+        crate::reach::check(&crate::cargo::root())?;
+    }
     if needs.contains(&Need::Airflow) {
         ensure_uv(offline)?;
     }
@@ -262,6 +265,16 @@ pub fn doctor(fix: bool, offline: bool) -> Result<bool> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     if let Some(c) = clock.filter(|c| !c.is_empty()) {
         println!("  clock synchronised: {c} (Kerberos rejects skew over 300 s; the local tier shares one clock)");
+    }
+    let reach = crate::reach::check(&crate::cargo::root());
+    println!(
+        "  {:<3} {:<24} the checkout, for the `postgres` user PostgreSQL runs as under root",
+        if reach.is_ok() { "ok" } else { "--" },
+        "reachable"
+    );
+    if let Err(e) = &reach {
+        println!("doctor: {e}");
+        ok = false;
     }
     if ok {
         println!("doctor: everything the local tier needs is here");

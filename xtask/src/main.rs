@@ -5,6 +5,7 @@ mod cargo;
 mod deps;
 mod e2e;
 mod env;
+mod reach;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
