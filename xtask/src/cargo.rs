@@ -20,9 +20,14 @@ pub fn cargo() -> Command {
 
 /// Runs a cargo command to completion, failing with what it was for.
 pub fn run(what: &str, args: &[&str]) -> Result<()> {
+    run_with_env(what, args, &[])
+}
+
+pub fn run_with_env(what: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     eprintln!("xtask: {what} (cargo {})", args.join(" "));
     let status = cargo()
         .args(args)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| format!("could not run cargo for {what}"))?;
     if !status.success() {

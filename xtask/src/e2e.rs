@@ -157,7 +157,12 @@ pub fn test(offline: bool) -> Result<i32> {
     scenarios(&all, None, None)
 }
 
-pub fn bench(runs: usize, out: Option<PathBuf>, offline: bool) -> Result<i32> {
+pub fn bench(
+    runs: usize,
+    out: Option<PathBuf>,
+    offline: bool,
+    airflow: Option<&str>,
+) -> Result<i32> {
     deps::ensure(ALL_NEEDS, offline)?;
     let runs_s = runs.to_string();
     let mut args = vec![
@@ -168,7 +173,8 @@ pub fn bench(runs: usize, out: Option<PathBuf>, offline: bool) -> Result<i32> {
         out_s = o.display().to_string();
         args.extend(["--out", &out_s]);
     }
-    cargo::run("benchmarking", &args)?;
+    let env: Vec<(&str, &str)> = airflow.map(|v| ("E2E_AIRFLOW", v)).into_iter().collect();
+    cargo::run_with_env("benchmarking", &args, &env)?;
     Ok(0)
 }
 

@@ -62,6 +62,9 @@ enum Cmd {
         out: Option<PathBuf>,
         #[arg(long)]
         offline: bool,
+        /// The Airflow major version of the full-flow figures: 3 or 2 (unset: E2E_AIRFLOW, else 3).
+        #[arg(long, value_parser = ["2", "3"])]
+        airflow: Option<String>,
     },
     /// What the machine lacks for the harness, and how to install it.
     Doctor {
@@ -95,7 +98,12 @@ fn main() -> ExitCode {
                 harness_config::lint_main(&args, &mut std::io::stdout(), &mut std::io::stderr());
             return ExitCode::from(code as u8);
         }
-        Cmd::Bench { runs, out, offline } => e2e::bench(runs, out, offline),
+        Cmd::Bench {
+            runs,
+            out,
+            offline,
+            airflow,
+        } => e2e::bench(runs, out, offline, airflow.as_deref()),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
         Cmd::Check => cargo::check(),
     };
