@@ -1,15 +1,22 @@
 //! A long-lived environment for working by hand: `cargo xtask env up` starts `harness env-serve`
-//! in the background; it brings the stack up, describes it in `env.json` and `env.sh`, and tears
-//! it down on SIGTERM (`env down`) or SIGINT.
+//! in the background; it brings the stack up (and, with `--airflow`, Airflow behind PgBouncer),
+//! describes it in `env.json` and `env.sh`, and tears it down on SIGTERM (`env down`) or SIGINT,
+//! Airflow first.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::airflow::{Airflow, Options, Version};
 use crate::secret::write_private;
 use crate::stack::{Shape, Stack};
 
-pub async fn serve(dir: &Path, deployment: Option<&Path>, values: Option<&Path>) -> Result<()> {
+pub async fn serve(
+    dir: &Path,
+    deployment: Option<&Path>,
+    values: Option<&Path>,
+    airflow: Option<Version>,
+) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     crate::run::make_traversable(dir)?;
     let shape = match deployment {
@@ -23,10 +30,18 @@ pub async fn serve(dir: &Path, deployment: Option<&Path>, values: Option<&Path>)
         None => Shape::default(),
     };
     let mut stack = Stack::up(dir, shape).await?;
+    let mut af: Option<Airflow> = None;
     let result = async {
         let opts = stack.default_pgbouncer_options();
         stack.start_pgbouncer(&opts).await?;
-        describe(dir, &stack)?;
+        if let Some(version) = airflow {
+            println!("starting Airflow {} behind PgBouncer", version.pin());
+            let a = af.insert(
+                Airflow::start(&stack, &Options::new(version), &dir.join("airflow")).await?,
+            );
+            a.wait_healthy(std::time::Duration::from_secs(300)).await?;
+        }
+        describe(dir, &stack, af.as_ref())?;
         println!("environment ready: {}", dir.join("env.json").display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -37,6 +52,10 @@ pub async fn serve(dir: &Path, deployment: Option<&Path>, values: Option<&Path>)
     }
     .await;
     println!("stopping the environment");
+    // Airflow before PgBouncer and PostgreSQL, or its scheduler hangs on a vanished database.
+    if let Some(mut a) = af.take() {
+        a.stop().await;
+    }
     stack.down().await;
     let _ = std::fs::remove_file(dir.join("env.sh"));
     let _ = std::fs::remove_file(dir.join("env.json"));
@@ -44,8 +63,8 @@ pub async fn serve(dir: &Path, deployment: Option<&Path>, values: Option<&Path>)
 }
 
 /// `env.json` for `env status` (no secrets), `env.sh` (0600) for `env shell`.
-fn describe(dir: &Path, s: &Stack) -> Result<()> {
-    let info = serde_json::json!({
+fn describe(dir: &Path, s: &Stack, af: Option<&Airflow>) -> Result<()> {
+    let mut info = serde_json::json!({
         "pid": std::process::id(),
         "realm": s.shape.realm,
         "principal": s.shape.principal,
@@ -62,6 +81,15 @@ fn describe(dir: &Path, s: &Stack) -> Result<()> {
             "pgbouncer": s.dir.join("pgbouncer/pgbouncer.log"),
         },
     });
+    if let Some(a) = af {
+        info["airflow"] = serde_json::json!({
+            "version": a.version.pin(),
+            "url": a.base_url,
+            "admin_user": a.admin_user,
+            "admin_password": "in env.sh as AIRFLOW_ADMIN_PASSWORD (mode 0600)",
+            "logs": a.dir,
+        });
+    }
     std::fs::write(dir.join("env.json"), serde_json::to_string_pretty(&info)?)
         .context("writing env.json")?;
     let client_env = s.realm.client_env("shell", Some(&s.client_keytab));
@@ -91,6 +119,14 @@ fn describe(dir: &Path, s: &Stack) -> Result<()> {
         s.pgbouncer_port,
         crate::pgbouncer::ADMIN_USER
     );
+    if let Some(a) = af {
+        sh += &format!(
+            "export AIRFLOW_URL='{}' AIRFLOW_ADMIN_USER='{}' AIRFLOW_ADMIN_PASSWORD='{}'\n",
+            a.base_url,
+            a.admin_user,
+            a.admin_password.expose()
+        );
+    }
     sh += &format!("export PS1='[krb {}] \\w\\$ '\n", s.shape.realm);
     write_private(&dir.join("env.sh"), sh.as_bytes())
 }

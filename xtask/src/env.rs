@@ -28,6 +28,10 @@ pub enum EnvCmd {
         /// Build a deployment file with lint errors as written (see `e2e --reproduce`).
         #[arg(long, requires = "deployment")]
         reproduce: bool,
+        /// Also run Airflow (3 or 2) behind PgBouncer, with the CeleryExecutor, until its health
+        /// report is all healthy; env status prints its URL, env shell has its admin password.
+        #[arg(long, value_parser = ["2", "3"])]
+        airflow: Option<String>,
         #[arg(long)]
         offline: bool,
     },
@@ -82,12 +86,16 @@ pub fn run(cmd: EnvCmd) -> Result<i32> {
             deployment,
             values,
             reproduce,
+            airflow,
             offline,
         } => up(
             &name,
-            deployment.as_deref(),
-            values.as_deref(),
-            reproduce,
+            Replay {
+                deployment: deployment.as_deref(),
+                values: values.as_deref(),
+                reproduce,
+            },
+            airflow.as_deref(),
             offline,
         ),
         EnvCmd::Down { name } => down(&name),
@@ -96,13 +104,19 @@ pub fn run(cmd: EnvCmd) -> Result<i32> {
     }
 }
 
-fn up(
-    name: &str,
-    deployment: Option<&Path>,
-    values: Option<&Path>,
+/// A customer's configuration to shape the environment after.
+struct Replay<'a> {
+    deployment: Option<&'a Path>,
+    values: Option<&'a Path>,
     reproduce: bool,
-    offline: bool,
-) -> Result<i32> {
+}
+
+fn up(name: &str, replay: Replay, airflow: Option<&str>, offline: bool) -> Result<i32> {
+    let Replay {
+        deployment,
+        values,
+        reproduce,
+    } = replay;
     let dir = env_dir(name)?;
     if let Some(pid) = running_pid(&dir) {
         println!("env `{name}` is already running (pid {pid}); `cargo xtask env status --name {name}` shows it");
@@ -117,7 +131,11 @@ fn up(
     };
     let deployment = canonical("--deployment", deployment)?;
     let values = canonical("--values", values)?;
-    deps::ensure(&[Need::Build, Need::PgbouncerBuild, Need::Run], offline)?;
+    let mut needs = vec![Need::Build, Need::PgbouncerBuild, Need::Run];
+    if airflow.is_some() {
+        needs.push(Need::Airflow);
+    }
+    deps::ensure(&needs, offline)?;
     cargo::run(
         "building the harness",
         &["build", "--quiet", "-p", "harness", "--bin", "harness"],
@@ -133,6 +151,9 @@ fn up(
     }
     if let Some(v) = &values {
         cmd.arg("--values").arg(v);
+    }
+    if let Some(v) = airflow {
+        cmd.arg("--airflow").arg(v);
     }
     cmd.env("E2E_REPLAY", if reproduce { "reproduce" } else { "refuse" });
     let mut child = cmd
@@ -150,13 +171,16 @@ fn up(
             let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
             bail!("the environment did not come up ({st}):\n{}", log.trim());
         }
-        if started.elapsed() > Duration::from_secs(180) {
+        // Airflow's first start installs its venv and migrates its schema.
+        let limit = Duration::from_secs(if airflow.is_some() { 600 } else { 180 });
+        if started.elapsed() > limit {
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
             bail!(
-                "the environment was not ready after 180 s; see {}",
+                "the environment was not ready after {} s; see {}",
+                limit.as_secs(),
                 dir.join("serve.log").display()
             );
         }
@@ -168,6 +192,9 @@ fn up(
     );
     status(name)?;
     println!("\nnext: `cargo xtask env shell --name {name}` (psql, psql-direct, pgbouncer-admin, klist), `cargo xtask env down --name {name}`");
+    if airflow.is_some() {
+        println!("Airflow: open the `airflow.url` above and log in as `admin` with the password `echo $AIRFLOW_ADMIN_PASSWORD` shows inside `cargo xtask env shell --name {name}`");
+    }
     Ok(0)
 }
 

@@ -30,6 +30,9 @@ enum Cmd {
         /// credentials).
         #[arg(long)]
         values: Option<PathBuf>,
+        /// Also run Airflow (3 or 2) behind PgBouncer, until every component is healthy.
+        #[arg(long)]
+        airflow: Option<String>,
     },
     /// Measures the stack start-up against a naive sequential script; prints JSON.
     Bench {
@@ -53,7 +56,15 @@ fn main() {
                 dir,
                 deployment,
                 values,
-            } => harness::envctl::serve(&dir, deployment.as_deref(), values.as_deref()).await,
+                airflow,
+            } => {
+                let airflow = airflow
+                    .as_deref()
+                    .map(harness::airflow::Version::parse)
+                    .transpose()?;
+                harness::envctl::serve(&dir, deployment.as_deref(), values.as_deref(), airflow)
+                    .await
+            }
             Cmd::Bench { runs, out } => harness::bench::run(runs, out.as_deref()).await,
         }
     });
