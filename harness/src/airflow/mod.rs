@@ -227,18 +227,29 @@ impl Airflow {
             let p = Process::start(&spec, &dir.join("api-server.log")).await?;
             af.components.push(p);
         }
+        // Airflow 2's webserver, as gunicorn run directly (airflow/config/harness_webserver.py),
+        // is likewise the last to answer, so it does not wait for the fork server either. Its
+        // app creation writes FAB's tables, so it waits for the schema: right after the restore
+        // (warm), or after the migration (cold, started with the others below).
+        let early_web = version == Version::Airflow2 && forkserver::enabled() && fast_start();
+        let mut web = None;
         if forkserver::enabled() {
             // Airflow imports once, in the fork server, while the schema is restored.
+            let web_spec = af.spec("webserver", &[]);
             let (fs, restored) = tokio::join!(
-                forkserver::launch(&af.python, &af.env, dir, early_api),
+                forkserver::launch(&af.python, &af.env, dir, early_api || early_web),
                 async {
                     if warm {
-                        template::restore(stack, &cached).await
-                    } else {
-                        Ok(())
+                        template::restore(stack, &cached).await?;
+                        if early_web {
+                            web =
+                                Some(Process::start(&web_spec, &dir.join("webserver.log")).await?);
+                        }
                     }
+                    Ok::<(), anyhow::Error>(())
                 }
             );
+            af.components.extend(web.take());
             restored?;
             let (process, tmp, socket) = fs?;
             af.forkserver = Some(process);
@@ -257,6 +268,17 @@ impl Airflow {
                 r"(?i)database migrat\w* done",
             )
             .await?;
+            if version == Version::Airflow2 {
+                // Airflow 2's webserver otherwise creates FAB's roles and permissions (hundreds of
+                // rows) on every start; in the cached schema, a warm start finds them done.
+                af.run_once(
+                    "sync-perm",
+                    &["sync-perm"],
+                    Duration::from_secs(180),
+                    r"Updating actions and resources for all existing roles",
+                )
+                .await?;
+            }
             template::save(stack, &cached).await?;
         }
         af.timings.push((
@@ -287,8 +309,9 @@ impl Airflow {
                 ("celery-worker", worker.to_vec()),
             ],
         };
+        let web_started = af.components.iter().any(|p| p.name == "webserver");
         for (name, args) in components {
-            if early_api && name == "api-server" {
+            if (early_api && name == "api-server") || (web_started && name == "webserver") {
                 continue;
             }
             let mut spec = af.spec(name, &args);
@@ -340,11 +363,18 @@ impl Airflow {
     }
 
     fn spec(&self, name: &str, args: &[&str]) -> Spec {
+        let mut args = args.to_vec();
         let launcher: Vec<String> = match &self.forkserver_socket {
             // Airflow 3's api-server is never forked (it starts beside the fork server) and
             // starts through airflow/config/harness_apiserver.py, which defers FastAPI's
             // validator compilation (E2E_AIRFLOW_FAST_API=0 turns that off).
             _ if name == "api-server" => vec!["-m".into(), "harness_apiserver".into()],
+            // Airflow 2's webserver: gunicorn in-process, the same app and settings (see
+            // airflow/config/harness_webserver.py); E2E_AIRFLOW_FAST_API=0 forks `airflow webserver`.
+            _ if name == "webserver" && fast_start() => {
+                args.clear();
+                vec!["-m".into(), "harness_webserver".into()]
+            }
             Some(socket) => vec![
                 "-m".into(),
                 "harness_forkserver".into(),
@@ -621,6 +651,13 @@ impl Drop for Airflow {
 /// True while any process is in the group (a signal-0 probe of the group succeeds).
 pub fn group_alive(pgid: u32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None).is_ok()
+}
+
+/// Whether the web servers start through airflow/config/harness_apiserver.py (Airflow 3) and
+/// harness_webserver.py (Airflow 2) rather than exactly as Airflow ships them
+/// (E2E_AIRFLOW_FAST_API, on unless `0`).
+fn fast_start() -> bool {
+    std::env::var("E2E_AIRFLOW_FAST_API").map_or(true, |v| v != "0" && v != "false")
 }
 
 /// Runs a process that is off the path to a healthy deployment (the Celery worker, Airflow 2's

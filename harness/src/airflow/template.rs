@@ -13,9 +13,13 @@ use crate::stack::Stack;
 use crate::substrate::local::run_tool;
 
 /// `target/airflow/template-<version>-<lock hash>.sql`: a changed lock means a new schema.
+/// Bumped when what goes into a template changes (2: Airflow 2's FAB permissions synced), so
+/// older dumps in target/ are not restored.
+const RECIPE: u32 = 2;
+
 pub fn path(version: Version) -> Result<PathBuf> {
     Ok(cache_dir().join(format!(
-        "template-{}-{}.sql",
+        "template-{}-{}-r{RECIPE}.sql",
         version.pin(),
         lock_key(version)?
     )))
