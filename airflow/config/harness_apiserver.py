@@ -63,27 +63,14 @@ def install():
 
 
 def collect_after_app_load():
-    """Defer garbage collection until uvicorn has loaded the app; False when uvicorn differs."""
-    import gc
+    """No garbage collection until uvicorn has loaded the app; False when uvicorn differs."""
+    from harness_startup import collect_after
 
     try:
         from uvicorn.config import Config
     except ImportError:
         return False
-    load = getattr(Config, "load", None)
-    if load is None:
-        return False
-
-    def load_then_collect(self):
-        try:
-            return load(self)
-        finally:
-            gc.enable()
-            gc.freeze()
-
-    Config.load = load_then_collect
-    gc.disable()
-    return True
+    return collect_after(Config, "load")
 
 
 def main(argv):

@@ -13,25 +13,14 @@ Stand-alone on an idle machine: /health answers after about 3.1 s, against 7-10 
 `airflow webserver`. The harness uses `airflow webserver` itself when E2E_AIRFLOW_FAST_API=0.
 """
 
-import gc
 import sys
 
 
 def main():
-    gc.disable()
     from gunicorn.app import wsgiapp
+    from harness_startup import collect_after
 
-    load = wsgiapp.WSGIApplication.load_wsgiapp
-
-    def load_then_collect(self):
-        try:
-            return load(self)
-        finally:
-            gc.enable()
-            gc.freeze()
-
-    wsgiapp.WSGIApplication.load_wsgiapp = load_then_collect
-
+    collect_after(wsgiapp.WSGIApplication, "load_wsgiapp")
     from airflow.configuration import conf
 
     # The check `airflow webserver` makes before starting: never serve with the shipped key.
