@@ -212,9 +212,9 @@ impl Airflow {
         let t = Instant::now();
         let cached = template::path(version)?;
         let warm = opts.use_template && cached.exists();
-        // Airflow 3's api-server is the longest start-up: importing Airflow (~3.5 s) then building
-        // its FastAPI app (~5 s of CPU, route and pydantic model construction, nothing the
-        // configuration turns off), without touching the database. With the fork server it runs
+        // Airflow 3's api-server is the longest start-up: importing Airflow, then building its
+        // FastAPI app (about 5 s of CPU as shipped, under 2 s through harness_apiserver.py),
+        // without touching the database. With the fork server it runs
         // as its own process from the start, on the core the fork server's single-threaded import
         // leaves idle, instead of being forked once that import is done. It is told not to check
         // the schema at start-up (the harness restores or migrates it right now); until the
