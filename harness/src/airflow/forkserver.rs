@@ -74,17 +74,8 @@ pub(super) async fn launch(
         // so they run at a lower priority and inherit it (the worker goes 10 lower still).
         with_nice(&mut spec, nice_level()?);
     }
-    spec.env_remove = [
-        "VIRTUAL_ENV",
-        "PYTHONHOME",
-        "AIRFLOW_CONFIG",
-        "KRB5CCNAME",
-        "KRB5_CONFIG",
-        "KRB5_CLIENT_KTNAME",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    // The fork server's environment is what every forked component starts from.
+    spec.env_remove = super::NOT_INHERITED.iter().map(|s| s.to_string()).collect();
     spec.stop_grace = Duration::from_secs(2);
     let process = Process::start(&spec, &dir.join("forkserver.log")).await?;
     Ok((process, tmp, socket))

@@ -106,6 +106,21 @@ pub struct Airflow {
     started: Instant,
 }
 
+/// What no Airflow process inherits from the invoker's environment (the deployment's own values
+/// are set again from `Airflow::env`). Airflow logs in with a password only; Kerberos is
+/// PgBouncer's business, and an inherited ticket cache or keytab must not make the path look
+/// Kerberized when it is not.
+const NOT_INHERITED: &[&str] = &[
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "AIRFLOW_CONFIG",
+    "KRB5CCNAME",
+    "KRB5_CONFIG",
+    "KRB5_CLIENT_KTNAME",
+    "KRB5_KTNAME",
+];
+
 /// Percent-encodes a URL user-info or path part (the user is a principal with an `@`).
 fn url_part(s: &str) -> String {
     s.bytes()
@@ -389,21 +404,7 @@ impl Airflow {
             .envs(&self.env)
             .ready_when(Readiness::None, Duration::from_secs(1));
         spec.cwd = Some(self.dir.clone());
-        // Airflow logs in with a password only; Kerberos is PgBouncer's business, and an
-        // inherited ticket cache must not make the path look Kerberized when it is not.
-        spec.env_remove = [
-            "VIRTUAL_ENV",
-            "PYTHONPATH",
-            "PYTHONHOME",
-            "AIRFLOW_CONFIG",
-            "KRB5CCNAME",
-            "KRB5_CONFIG",
-            "KRB5_CLIENT_KTNAME",
-            "KRB5_KTNAME",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        spec.env_remove = NOT_INHERITED.iter().map(|s| s.to_string()).collect();
         spec.stop_grace = Duration::from_secs(5);
         spec
     }
