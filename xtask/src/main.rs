@@ -6,6 +6,7 @@ mod deps;
 mod e2e;
 mod env;
 mod reach;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,8 @@ enum Cmd {
         #[arg(long, value_parser = ["2", "3"])]
         airflow: Option<String>,
     },
+    /// Run the flow N times in a row: pass/fail counts, failed steps and the spread of run times.
+    Soak(soak::SoakArgs),
     /// What the machine lacks for the harness, and how to install it.
     Doctor {
         /// Install what is missing (apt-get, pip).
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             offline,
             airflow,
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
+        Cmd::Soak(args) => soak::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
         Cmd::Check => cargo::check(),
     };
