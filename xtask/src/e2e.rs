@@ -49,6 +49,12 @@ pub struct E2eArgs {
     /// Limit for the whole run, in minutes; everything started is stopped when it is reached.
     #[arg(long, default_value_t = 60)]
     pub timeout_min: u64,
+    #[command(flatten)]
+    pub kind: crate::kind::KindArgs,
+    /// An already built scenario runner (what `soak` passes, so a run times the flow and not
+    /// a rebuild when the tree changes under it).
+    #[arg(long, hide = true)]
+    pub runner: Option<PathBuf>,
 }
 
 fn absolute(flag: &str, p: &Path) -> Result<PathBuf> {
@@ -59,6 +65,17 @@ fn absolute(flag: &str, p: &Path) -> Result<PathBuf> {
 }
 
 pub fn run(a: &E2eArgs) -> Result<i32> {
+    if a.tier == "kind" {
+        return crate::kind::run(
+            &a.kind,
+            a.deployment.as_deref(),
+            a.values.as_deref(),
+            a.offline,
+        );
+    }
+    if a.kind.dry_run {
+        bail!("--dry-run applies to the kind tier only (--tier kind)");
+    }
     if a.tier != "local" {
         bail!(
             "the {} tier is not implemented yet: only `--tier local` runs on this machine (README.md, \"Tiers\", says what each tier needs)",
@@ -89,11 +106,14 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
 /// summary line (`e2e: N passed, N failed, N skipped`) stays the last line printed even when a
 /// scenario fails (cargo would add its own error lines after it).
 fn scenarios(a: &E2eArgs, deployment: Option<&Path>, values: Option<&Path>) -> Result<i32> {
-    let runner = cargo::test_binary(
-        "building the harness and its scenario runner",
-        "harness",
-        "e2e",
-    )?;
+    let runner = match &a.runner {
+        Some(r) => r.clone(),
+        None => cargo::test_binary(
+            "building the harness and its scenario runner",
+            "harness",
+            "e2e",
+        )?,
+    };
     let mut cmd = std::process::Command::new(&runner);
     cmd.current_dir(cargo::root().join("harness"))
         .env("E2E_TIER", &a.tier)
@@ -153,6 +173,8 @@ pub fn test(offline: bool) -> Result<i32> {
         airflow: "3".into(),
         concurrency: 4,
         timeout_min: 60,
+        kind: Default::default(),
+        runner: None,
     };
     scenarios(&all, None, None)
 }

@@ -5,6 +5,7 @@ mod cargo;
 mod deps;
 mod e2e;
 mod env;
+mod kind;
 mod reach;
 mod soak;
 

@@ -52,8 +52,9 @@ pub fn run(a: &SoakArgs) -> Result<i32> {
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    // Build once up front so the first run's time is the flow's, not the compiler's.
-    cargo::test_binary(
+    // Build once up front and hand every run the same runner, so a run's time is the flow's,
+    // never a rebuild (the tree may change while a long soak runs).
+    let runner = cargo::test_binary(
         "building the harness and its scenario runner",
         "harness",
         "e2e",
@@ -62,7 +63,7 @@ pub fn run(a: &SoakArgs) -> Result<i32> {
     let mut runs = Vec::with_capacity(a.runs);
     for i in 1..=a.runs {
         eprintln!("soak: run {i}/{} ...", a.runs);
-        let run = one(&exe, a)?;
+        let run = one(&exe, &runner, a)?;
         eprintln!(
             "soak: run {i}/{}: {} in {:.1} s ({} passed, {} failed, {} skipped){}",
             a.runs,
@@ -101,9 +102,9 @@ pub fn run(a: &SoakArgs) -> Result<i32> {
     })
 }
 
-fn one(exe: &Path, a: &SoakArgs) -> Result<Run> {
+fn one(exe: &Path, runner: &Path, a: &SoakArgs) -> Result<Run> {
     let mut cmd = Command::new(exe);
-    cmd.arg("e2e");
+    cmd.arg("e2e").arg("--runner").arg(runner);
     if let Some(t) = &a.tags {
         cmd.args(["--tags", t]);
     }

@@ -34,6 +34,26 @@ enum Cmd {
         #[arg(long)]
         airflow: Option<String>,
     },
+    /// The kind tier: preflight, then the plan printed (--dry-run) or carried out.
+    Kind {
+        /// Where the run's rendered files and evidence go.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        deployment: PathBuf,
+        #[arg(long)]
+        values: PathBuf,
+        /// Astronomer's platform chart, unpacked (`helm pull astronomer/astronomer --untar`).
+        #[arg(long)]
+        astronomer_chart: Option<PathBuf>,
+        #[arg(long, default_value = "0.37.7")]
+        platform: String,
+        /// An existing cluster instead of a new kind cluster.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Measures the stack start-up against a naive sequential script; prints JSON.
     Bench {
         #[arg(long, default_value_t = 5)]
@@ -66,6 +86,28 @@ fn main() {
                     .await
             }
             Cmd::Bench { runs, out } => harness::bench::run(runs, out.as_deref()).await,
+            Cmd::Kind {
+                dir,
+                deployment,
+                values,
+                astronomer_chart,
+                platform,
+                kubeconfig,
+                dry_run,
+            } => {
+                let name = format!(
+                    "astro-e2e-{}",
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                );
+                let mut options = harness::kind::Options::new(&name, &dir, &values, &deployment);
+                options.platform = platform.parse()?;
+                options.chart = astronomer_chart;
+                options.kubeconfig = kubeconfig;
+                let code = harness::kind::main(harness::kind::Request { options, dry_run }).await?;
+                std::process::exit(code);
+            }
         }
     });
     if let Err(e) = result {
