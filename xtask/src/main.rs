@@ -6,6 +6,7 @@ mod deps;
 mod e2e;
 mod env;
 mod reach;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
