@@ -13,7 +13,6 @@ pub mod envctl;
 pub mod environment;
 pub mod logs;
 pub mod pgbouncer;
-pub mod ports;
 pub mod postgres;
 pub mod probe;
 pub mod progress;

@@ -67,7 +67,7 @@ impl Substrate for Local {
     }
 
     fn listen_port(&self, _place: &Place, _name: &str, _default: u16) -> Result<u16> {
-        crate::ports::free_port()
+        super::ports::free_port()
     }
 
     async fn start(&self, place: &Place, spec: Spec) -> Result<Box<dyn Running>> {

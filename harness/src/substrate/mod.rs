@@ -6,6 +6,7 @@
 //! same two traits and nothing above this module changes.
 
 pub mod local;
+mod ports;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
