@@ -24,9 +24,10 @@ pub struct ClusterSpec {
     pub host: String,
     /// The keytab holding `postgres/<host>@<REALM>` (harness side; placed beside the server).
     pub server_keytab: PathBuf,
-    /// The login role, named exactly like the Kerberos principal.
-    pub role: String,
-    pub databases: Vec<String>,
+    /// The login roles, each named exactly like a Kerberos principal.
+    pub roles: Vec<String>,
+    /// `(database, owner)`: each owned by the role of the connection that uses it.
+    pub databases: Vec<(String, String)>,
     /// The krb5.conf the server uses (the KDC as components dial it).
     pub krb5_conf: String,
 }
@@ -150,10 +151,14 @@ impl Cluster {
 
     async fn create_role_and_databases(&self) -> Result<()> {
         let client = self.superuser("postgres").await?;
-        let role = self.spec.role.replace('"', "\"\"");
-        let mut sql = template::fill("postgres/init.sql.tmpl", INIT_SQL, &[("role", &role)])?;
-        for db in &self.spec.databases {
-            let db = db.replace('"', "\"\"");
+        let quote = |name: &str| name.replace('"', "\"\"");
+        let mut sql = String::new();
+        for role in &self.spec.roles {
+            let role = quote(role);
+            sql += &template::fill("postgres/init.sql.tmpl", INIT_SQL, &[("role", &role)])?;
+        }
+        for (db, owner) in &self.spec.databases {
+            let (db, role) = (quote(db), quote(owner));
             sql += &template::fill(
                 "postgres/database.sql.tmpl",
                 DATABASE_SQL,

@@ -36,6 +36,7 @@ pub const REPRODUCIBLE: &[&str] = &[
     "KRB012", // SPN realm mismatch: no cross-realm trust to the named realm
     "KRB016", // no labels: the injector skips the pod, no credentials
     "KRB017", // labels match no selector: same
+    "KRB024", // two principals: PgBouncer logs in to both databases with the pod's one credential
 ];
 
 /// A deployment file read for replay.

@@ -199,9 +199,28 @@ impl Stack {
                 (&shape.names.server_spn, &server_keytab),
             ])
             .await?;
-        let mut databases = vec![shape.names.metadata_db.clone()];
+        // A role per connection user that is a principal (the customer's database has them);
+        // each database is owned by the role of the connection that uses it.
+        let owner = |user: String| {
+            if user.contains('@') {
+                user
+            } else {
+                shape.names.client_principal.clone()
+            }
+        };
+        let (meta_owner, rb_owner) = (
+            owner(shape.metadata_user()),
+            owner(shape.result_backend_user()),
+        );
+        let mut roles = vec![shape.names.client_principal.clone()];
+        for r in [&meta_owner, &rb_owner] {
+            if !roles.contains(r) {
+                roles.push(r.clone());
+            }
+        }
+        let mut databases = vec![(shape.names.metadata_db.clone(), meta_owner)];
         if shape.names.result_backend_db != shape.names.metadata_db {
-            databases.push(shape.names.result_backend_db.clone());
+            databases.push((shape.names.result_backend_db.clone(), rb_owner));
         }
         let pg = Cluster::start(
             substrate.clone(),
@@ -210,7 +229,7 @@ impl Stack {
                 realm: shape.names.realm.clone(),
                 host: shape.names.db_host.clone(),
                 server_keytab: server_keytab.clone(),
-                role: shape.names.client_principal.clone(),
+                roles,
                 databases,
                 krb5_conf: realm.peer_krb5_conf()?,
             },
