@@ -301,6 +301,56 @@ async fn run_succeeds(w: &mut World) -> Result<()> {
     Ok(())
 }
 
+#[then("the Celery result is in the result backend's own database, not in the metadata database")]
+async fn result_in_own_database(w: &mut World) -> Result<()> {
+    let s = w.env()?;
+    let n = &s.shape().names;
+    ensure!(
+        n.result_backend_db != n.metadata_db,
+        "the deployment's result backend shares the metadata database `{}`: nothing to tell apart",
+        n.metadata_db
+    );
+    let count = |rows: Vec<harness::environment::Row>| {
+        rows.first()
+            .and_then(|r| sql::cell(r, "n"))
+            .unwrap_or("0")
+            .to_string()
+    };
+    let stored = s
+        .superuser_rows(
+            &n.result_backend_db,
+            "SELECT count(*)::text AS n FROM celery_taskmeta WHERE status = 'SUCCESS'",
+        )
+        .await?;
+    let stored = count(stored);
+    let in_metadata = count(
+        s.superuser_rows(
+            &n.metadata_db,
+            "SELECT count(*)::text AS n FROM pg_tables WHERE tablename = 'celery_taskmeta'",
+        )
+        .await?,
+    );
+    save(
+        w,
+        "result-backend.txt",
+        &format!(
+            "result backend database {}: {stored} SUCCESS row(s) in celery_taskmeta\nmetadata database {}: celery_taskmeta tables: {in_metadata}\n",
+            n.result_backend_db, n.metadata_db
+        ),
+    )?;
+    ensure!(
+        stored != "0",
+        "celery_taskmeta in `{}` holds no SUCCESS result",
+        n.result_backend_db
+    );
+    ensure!(
+        in_metadata == "0",
+        "the metadata database `{}` has a celery_taskmeta table: the result backend wrote there",
+        n.metadata_db
+    );
+    Ok(())
+}
+
 #[then(expr = "PgBouncer's pools show traffic on {string} and {string}")]
 async fn pools_show_traffic(w: &mut World, a: String, b: String) -> Result<()> {
     let (a, b) = (w.x(&a), w.x(&b));
