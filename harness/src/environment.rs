@@ -131,6 +131,17 @@ impl Environment {
         }
     }
 
+    /// Where the other components reach a component (PgBouncer's `[databases]` host is
+    /// PostgreSQL's).
+    pub fn peer_endpoint(&self, c: Component) -> Result<Endpoint> {
+        match c {
+            Component::Postgres => self.stack.pg.peer_endpoint(),
+            Component::Kdc | Component::Pgbouncer => {
+                bail!("no component dials the {} in this environment", c.name())
+            }
+        }
+    }
+
     /// The password every connection user has in users.txt (what Airflow sends).
     pub fn client_password(&self) -> &str {
         self.stack.client_password.expose()

@@ -158,6 +158,9 @@ pub struct PgbouncerOptions {
     pub keytab: Option<PathBuf>,
     /// Further extraIni lines, appended after the deployment's own.
     pub extra_ini: Vec<String>,
+    /// Further `key=value` settings appended to the metadata database's extra
+    /// (`extraIniMetadata`, on its `[databases]` line).
+    pub metadata_extra: Vec<String>,
 }
 
 pub struct Stack {
@@ -260,6 +263,7 @@ impl Stack {
                 .credentials_injected
                 .then(|| self.client_keytab.clone()),
             extra_ini: Vec::new(),
+            metadata_extra: Vec::new(),
         }
     }
 
@@ -419,6 +423,11 @@ pub fn render_placed_ini(
     let extra_ini = extra_ini(shape, opts);
     let mut pg = deployment.pgbouncer();
     pg.extra_ini = Some(extra_ini.clone());
+    if !opts.metadata_extra.is_empty() {
+        let mut extras: Vec<String> = pg.extra_ini_metadata.iter().cloned().collect();
+        extras.extend(opts.metadata_extra.iter().cloned());
+        pg.extra_ini_metadata = Some(extras.join(" "));
+    }
     deployment.pgbouncer_config = Some(pg.clone());
 
     let mut host_map = std::collections::BTreeMap::new();
@@ -508,6 +517,7 @@ mod tests {
             spn: shape.extra_ini_setting("server_krb_spn"),
             keytab: None,
             extra_ini: Vec::new(),
+            metadata_extra: Vec::new(),
         }
     }
 

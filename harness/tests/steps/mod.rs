@@ -69,6 +69,8 @@ pub struct World {
     pub klist: Option<String>,
     pub password: Option<Secret>,
     pub pgbouncer_opts: Option<PgbouncerOptions>,
+    /// Why PgBouncer refused to start, when a scenario expects it to.
+    pub pgbouncer_refused: Option<String>,
     /// Airflow on the Kerberized path (features/airflow.feature).
     pub airflow: airflow::AirflowState,
     /// The configuration files and lint result (features/config.feature).
@@ -109,6 +111,7 @@ impl World {
             klist: None,
             password: None,
             pgbouncer_opts: None,
+            pgbouncer_refused: None,
             airflow: Default::default(),
             config: Default::default(),
         }
@@ -214,8 +217,18 @@ impl World {
         Ok(())
     }
 
+    /// The scenario text with the configuration's names, and `{postgres_host}`: the host
+    /// PgBouncer dials PostgreSQL at on this tier (its `[databases]` host).
     pub fn x(&self, text: &str) -> String {
-        self.shape.expand(text)
+        let text = self.shape.expand(text);
+        match self
+            .env
+            .as_ref()
+            .and_then(|e| e.peer_endpoint(Component::Postgres).ok())
+        {
+            Some(pg) => text.replace("{postgres_host}", &pg.host),
+            None => text,
+        }
     }
 
     pub fn dir(&self) -> Result<&PathBuf> {

@@ -41,6 +41,42 @@ async fn pgbouncer_spn(w: &mut World, spn: String) -> Result<()> {
     start(w, |o| o.spn = Some(spn)).await
 }
 
+#[given(
+    expr = "PgBouncer is started with server_krb_spn {string} and the metadata database's server_krb_spn {string}"
+)]
+async fn pgbouncer_per_db_spn(w: &mut World, global: String, per_db: String) -> Result<()> {
+    let (global, per_db) = (w.x(&global), w.x(&per_db));
+    start(w, |o| {
+        o.spn = Some(global);
+        o.metadata_extra.push(format!("server_krb_spn={per_db}"));
+    })
+    .await
+}
+
+#[when(expr = "PgBouncer is started with the invalid server_gssauth_negotiate {string}")]
+async fn pgbouncer_invalid_negotiate(w: &mut World, value: String) -> Result<()> {
+    match start(w, |o| o.negotiate = Some(value.clone())).await {
+        Ok(()) => bail!("PgBouncer started with server_gssauth_negotiate = {value}"),
+        Err(e) => {
+            w.pgbouncer_refused = Some(format!("{e:#}"));
+            Ok(())
+        }
+    }
+}
+
+#[then(expr = "PgBouncer refuses to start, naming {string}")]
+async fn pgbouncer_refused(w: &mut World, needle: String) -> Result<()> {
+    let why = w
+        .pgbouncer_refused
+        .as_deref()
+        .context("PgBouncer was not started expecting a refusal")?;
+    ensure!(
+        why.contains("exited during start-up") && why.contains(&needle),
+        "PgBouncer did not refuse to start naming `{needle}`: {why}"
+    );
+    Ok(())
+}
+
 #[given(expr = "PgBouncer is started with server_gssauth_negotiate {string}")]
 async fn pgbouncer_negotiate(w: &mut World, value: String) -> Result<()> {
     start(w, |o| o.negotiate = Some(value)).await
