@@ -55,6 +55,16 @@ pub struct File {
     pub mode: u32,
 }
 
+impl File {
+    pub fn new(path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> File {
+        File {
+            path: path.into(),
+            contents: contents.into(),
+            mode,
+        }
+    }
+}
+
 impl std::fmt::Debug for File {
     // The contents may be a keytab or a password file: never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,11 +156,7 @@ impl Spec {
     }
 
     pub fn file(mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
-        self.files.push(File {
-            path: path.into(),
-            contents: contents.into(),
-            mode,
-        });
+        self.files.push(File::new(path, contents, mode));
         self
     }
 

@@ -307,11 +307,67 @@ impl Environment {
         self.stack.pg.replace_keytab(keytab).await
     }
 
-    // --- teardown ----------------------------------------------------------------------------
+    // --- diagnosis and teardown ---------------------------------------------------------------
+
+    /// What a person needs to see first when a scenario failed: PgBouncer's pools and servers,
+    /// and the last lines of each component's log (redacted).
+    pub async fn diagnosis(&self) -> String {
+        let mut text = String::new();
+        for q in ["SHOW POOLS", "SHOW SERVERS"] {
+            let Ok(rows) = self.pgbouncer_admin(q).await else {
+                break;
+            };
+            text += &format!("\n{q}:\n");
+            for row in rows {
+                let cells: Vec<String> = row
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
+                    .collect();
+                text += &format!("  {}\n", cells.join(" "));
+            }
+        }
+        for c in Component::ALL {
+            let log = self.log_file(c);
+            if log.exists() {
+                text += &format!(
+                    "\nlast lines of {} ({}):\n{}\n",
+                    c.name(),
+                    log.display(),
+                    crate::logs::tail(&log, 12)
+                );
+            }
+        }
+        crate::redact::redact(&text)
+    }
 
     /// Stops everything, newest first. Airflow must be stopped before (its scheduler hangs on
     /// a vanished database).
     pub async fn down(&mut self) {
         self.stack.down().await;
+    }
+}
+
+/// After a scenario: secret material and bulky state under its directory go unless `keep`
+/// (keytabs, the KDC database and PostgreSQL's data directory); logs, traces and rendered
+/// configuration stay, redacted.
+pub fn scrub(dir: &Path, keep: bool) {
+    crate::redact::sweep(dir);
+    if keep {
+        return;
+    }
+    for sub in [
+        "secrets",
+        "kdc/kdc-db",
+        "postgres/pgdata",
+        "pgbouncer/injected.keytab",
+        "postgres/server.keytab",
+        "postgres/server.key",
+    ] {
+        let p: PathBuf = dir.join(sub);
+        if p.is_dir() {
+            let _ = std::fs::remove_dir_all(&p);
+        } else {
+            let _ = std::fs::remove_file(&p);
+        }
     }
 }

@@ -23,5 +23,4 @@ pub mod run;
 pub mod secret;
 pub mod stack;
 pub mod substrate;
-pub mod template;
 pub mod tools;

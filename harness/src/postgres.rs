@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::component::{Exec, Readiness, RunAs, Spec};
+use crate::component::{Exec, File, Readiness, RunAs, Spec};
 use crate::substrate::{Endpoint, LogCursor, Place, Running, Substrate};
-use crate::template;
 use crate::tools::{self, give_to_service_user};
+use harness_config::render::fill;
 
 const POSTGRESQL_CONF: &str = include_str!("../../postgres/postgresql.conf.tmpl");
 const PG_HBA: &str = include_str!("../../postgres/pg_hba.conf.tmpl");
@@ -77,12 +77,12 @@ impl Cluster {
             )
         })?;
         substrate
-            .put_file(&place, file("server.keytab", keytab, 0o600))
+            .put_file(&place, File::new("server.keytab", keytab, 0o600))
             .await?;
         substrate
             .put_file(
                 &place,
-                file("krb5.conf", spec.krb5_conf.clone().into_bytes(), 0o644),
+                File::new("krb5.conf", spec.krb5_conf.clone().into_bytes(), 0o644),
             )
             .await?;
         let vars = [
@@ -96,8 +96,8 @@ impl Cluster {
             ("realm", spec.realm.clone()),
         ];
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let conf = template::fill("postgres/postgresql.conf.tmpl", POSTGRESQL_CONF, &vars)?;
-        let hba = template::fill("postgres/pg_hba.conf.tmpl", PG_HBA, &vars)?;
+        let conf = fill("postgres/postgresql.conf.tmpl", POSTGRESQL_CONF, &vars)?;
+        let hba = fill("postgres/pg_hba.conf.tmpl", PG_HBA, &vars)?;
         let initdb_conf = substrate
             .read_file(&place, "pgdata/postgresql.conf")
             .await?;
@@ -106,13 +106,13 @@ impl Cluster {
         substrate
             .put_file(
                 &place,
-                file("pgdata/postgresql.conf", full.into_bytes(), 0o600),
+                File::new("pgdata/postgresql.conf", full.into_bytes(), 0o600),
             )
             .await?;
         substrate
             .put_file(
                 &place,
-                file("pgdata/pg_hba.conf", hba.clone().into_bytes(), 0o600),
+                File::new("pgdata/pg_hba.conf", hba.clone().into_bytes(), 0o600),
             )
             .await?;
         // Copies for people reading the artifacts.
@@ -120,7 +120,7 @@ impl Cluster {
         std::fs::write(place.artifacts.join("pg_hba.conf.rendered"), &hba)?;
         // Created up front so the service user can write it.
         substrate
-            .put_file(&place, file("trace-postgres.log", Vec::new(), 0o644))
+            .put_file(&place, File::new("trace-postgres.log", Vec::new(), 0o644))
             .await?;
 
         let server = Spec::new("postgres", tools::path("postgres")?)
@@ -155,11 +155,11 @@ impl Cluster {
         let mut sql = String::new();
         for role in &self.spec.roles {
             let role = quote(role);
-            sql += &template::fill("postgres/init.sql.tmpl", INIT_SQL, &[("role", &role)])?;
+            sql += &fill("postgres/init.sql.tmpl", INIT_SQL, &[("role", &role)])?;
         }
         for (db, owner) in &self.spec.databases {
             let (db, role) = (quote(db), quote(owner));
-            sql += &template::fill(
+            sql += &fill(
                 "postgres/database.sql.tmpl",
                 DATABASE_SQL,
                 &[("db", &db), ("role", &role)],
@@ -267,7 +267,7 @@ impl Cluster {
         let bytes = std::fs::read(keytab)
             .with_context(|| format!("keytab {} is missing", keytab.display()))?;
         self.substrate
-            .put_file(&self.place, file("server.keytab", bytes, 0o600))
+            .put_file(&self.place, File::new("server.keytab", bytes, 0o600))
             .await
     }
 
@@ -279,14 +279,6 @@ impl Cluster {
 
     pub fn is_running(&mut self) -> bool {
         self.server.as_mut().is_some_and(|p| p.is_running())
-    }
-}
-
-fn file(path: &str, contents: Vec<u8>, mode: u32) -> crate::component::File {
-    crate::component::File {
-        path: path.into(),
-        contents,
-        mode,
     }
 }
 

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::component::{Exec, Readiness, RunAs, Spec};
+use crate::component::{Exec, File, Readiness, RunAs, Spec};
 use crate::secret::Secret;
 use crate::substrate::{Endpoint, Place, Running, Substrate};
-use crate::template;
 use crate::tools;
+use harness_config::render::fill;
 
 const KRB5_CONF: &str = include_str!("../../kdc/krb5.conf.tmpl");
 const KDC_CONF: &str = include_str!("../../kdc/kdc.conf.tmpl");
@@ -100,7 +100,7 @@ impl Realm {
         };
         let kdc_port_s = kdc_port.to_string();
         let db_dir = realm.place.path_str("kdc-db")?;
-        let kdc_conf = template::fill(
+        let kdc_conf = fill(
             "kdc/kdc.conf.tmpl",
             KDC_CONF,
             &[
@@ -118,7 +118,7 @@ impl Realm {
         for (path, text) in files {
             realm
                 .substrate
-                .put_file(&realm.place, file(path, text.into_bytes(), 0o644))
+                .put_file(&realm.place, File::new(path, text.into_bytes(), 0o644))
                 .await?;
         }
         // The master key only protects this throwaway database; it is still never printed.
@@ -149,7 +149,7 @@ impl Realm {
     /// krb5.conf for a client that reaches the KDC at `kdc`.
     fn krb5_conf_for(&self, kdc: &Endpoint) -> Result<String> {
         let kdc = kdc.to_string();
-        template::fill(
+        fill(
             "kdc/krb5.conf.tmpl",
             KRB5_CONF,
             &[
@@ -158,6 +158,7 @@ impl Realm {
                 ("domain_realm", self.domain_realm.as_str()),
             ],
         )
+        .map_err(Into::into)
     }
 
     /// krb5.conf for another component (the KDC as components dial it), to place beside it.
@@ -318,14 +319,6 @@ impl Realm {
 
     pub fn is_running(&mut self) -> bool {
         self.kdc.as_mut().is_some_and(|p| p.is_running())
-    }
-}
-
-fn file(path: &str, contents: Vec<u8>, mode: u32) -> crate::component::File {
-    crate::component::File {
-        path: path.into(),
-        contents,
-        mode,
     }
 }
 

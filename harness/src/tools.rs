@@ -1,5 +1,6 @@
 //! The system programs the local tier needs, where Debian puts them, and which package provides
-//! each: one table, used for running them, for `doctor`, and for every "not found" error.
+//! each: one table, used for running them, for `doctor`, and for every "not found" error; and
+//! [`run`], which runs one to completion on this machine.
 
 use std::path::{Path, PathBuf};
 

@@ -106,7 +106,7 @@ fn main() -> ExitCode {
             airflow,
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
-        Cmd::Check => cargo::check(),
+        Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -152,27 +152,16 @@ const NOT_INHERITED: &[&str] = &[
     "KRB5_KTNAME",
 ];
 
-/// Percent-encodes a URL user-info or path part (the user is a principal with an `@`).
-fn url_part(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A SQLAlchemy URL for `target`: its own host, port, user, password and database.
+/// A SQLAlchemy URL for `target`: its own host, port, user, password and database (user-info
+/// and path percent-encoded by harness-config's encoder: the user is a principal with an `@`).
 fn pg_url(scheme: &str, target: &crate::probe::sql::Target) -> String {
     format!(
         "{scheme}://{}:{}@{}:{}/{}",
-        url_part(&target.user),
-        url_part(&target.password),
+        harness_config::render::airflow::encode(&target.user),
+        harness_config::render::airflow::encode(&target.password),
         target.host,
         target.port,
-        url_part(&target.database)
+        harness_config::render::airflow::encode(&target.database)
     )
 }
 

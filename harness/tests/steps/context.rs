@@ -2,7 +2,7 @@
 //! configuration being exercised. `cargo xtask e2e` passes the settings in the environment
 //! (E2E_*, parsed once here by `harness_config::settings`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -106,30 +106,6 @@ fn from_workspace(p: PathBuf) -> PathBuf {
         harness::run::workspace_root().join(p)
     } else {
         p
-    }
-}
-
-/// After a scenario: secret material and bulky state go unless `--keep` (keytabs, the KDC
-/// database and PostgreSQL's data directory); logs, traces and rendered configs stay.
-pub fn scrub(dir: &Path, keep: bool) {
-    harness::redact::sweep(dir);
-    if keep {
-        return;
-    }
-    for sub in [
-        "secrets",
-        "kdc/kdc-db",
-        "postgres/pgdata",
-        "pgbouncer/injected.keytab",
-        "postgres/server.keytab",
-        "postgres/server.key",
-    ] {
-        let p: PathBuf = dir.join(sub);
-        if p.is_dir() {
-            let _ = std::fs::remove_dir_all(&p);
-        } else {
-            let _ = std::fs::remove_file(&p);
-        }
     }
 }
 

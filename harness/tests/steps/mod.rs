@@ -162,7 +162,7 @@ impl World {
             s.down().await;
         }
         if let Some(dir) = &self.dir {
-            context::scrub(dir, ctx.keep);
+            harness::environment::scrub(dir, ctx.keep);
         }
     }
 
@@ -183,30 +183,7 @@ impl World {
             );
         }
         if let Some(env) = &self.env {
-            for q in ["SHOW POOLS", "SHOW SERVERS"] {
-                let Ok(rows) = env.pgbouncer_admin(q).await else {
-                    break;
-                };
-                text += &format!("\n{q}:\n");
-                for row in rows {
-                    let cells: Vec<String> = row
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
-                        .collect();
-                    text += &format!("  {}\n", cells.join(" "));
-                }
-            }
-            for c in Component::ALL {
-                let log = env.log_file(c);
-                if log.exists() {
-                    text += &format!(
-                        "\nlast lines of {} ({}):\n{}\n",
-                        c.name(),
-                        log.display(),
-                        harness::logs::tail(&log, 12)
-                    );
-                }
-            }
+            text += &env.diagnosis().await;
         }
         text += &format!(
             "\nrerun just this scenario: cargo xtask e2e --name '^{}$'\n",
