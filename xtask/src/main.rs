@@ -8,6 +8,7 @@ mod env;
 mod kind;
 mod reach;
 mod soak;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,7 +111,7 @@ fn main() -> ExitCode {
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
-        Cmd::Check => cargo::check(),
+        Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -1,5 +1,7 @@
 //! The harness library's own command line, driven by `cargo xtask` (which installs what is
-//! missing first): a long-lived environment for poking at by hand, and the benchmark.
+//! missing first): a long-lived environment for poking at by hand, and the benchmark. Like the
+//! scenario runner it is an edge: it reads the run's settings (`E2E_*`, see
+//! `harness_config::settings`) once and hands them to the library.
 
 use std::path::PathBuf;
 
@@ -33,6 +35,9 @@ enum Cmd {
         /// Also run Airflow (3 or 2) behind PgBouncer, until every component is healthy.
         #[arg(long)]
         airflow: Option<String>,
+        /// Build a replayed deployment as written, lint errors included.
+        #[arg(long, requires = "deployment")]
+        reproduce: bool,
     },
     /// The kind tier: preflight, then the plan printed (--dry-run) or carried out.
     Kind {
@@ -63,6 +68,12 @@ enum Cmd {
     },
 }
 
+/// The substrate these commands run on: the local one (the only tier this machine runs).
+fn local() -> std::sync::Arc<dyn harness::substrate::Substrate> {
+    harness::substrate::for_tier(harness::substrate::Tier::Local)
+        .expect("the local tier is always available")
+}
+
 fn main() {
     harness::child::dispatch();
     let cli = Cli::parse();
@@ -71,21 +82,39 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let result: Result<()> = rt.block_on(async {
+        let settings = harness_config::settings::Settings::from_vars(|k| std::env::var(k).ok())?;
+        let knobs = harness::airflow::Knobs::from(&settings);
         match cli.cmd {
             Cmd::EnvServe {
                 dir,
                 deployment,
                 values,
                 airflow,
+                reproduce,
             } => {
                 let airflow = airflow
                     .as_deref()
                     .map(harness::airflow::Version::parse)
                     .transpose()?;
-                harness::envctl::serve(&dir, deployment.as_deref(), values.as_deref(), airflow)
-                    .await
+                let policy = if reproduce {
+                    harness::replay::Policy::Reproduce
+                } else {
+                    harness::replay::Policy::Refuse
+                };
+                harness::envctl::serve(
+                    local(),
+                    &dir,
+                    deployment
+                        .as_deref()
+                        .map(|d| (d, values.as_deref(), policy)),
+                    airflow.map(|v| (v, knobs)),
+                )
+                .await
             }
-            Cmd::Bench { runs, out } => harness::bench::run(runs, out.as_deref()).await,
+            Cmd::Bench { runs, out } => {
+                let version = harness::airflow::Version::parse(&settings.airflow)?;
+                harness::bench::run(local(), runs, out.as_deref(), version, knobs).await
+            }
             Cmd::Kind {
                 dir,
                 deployment,

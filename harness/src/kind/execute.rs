@@ -306,7 +306,7 @@ fn ingress_client(o: &Options) -> Result<reqwest::Client> {
     if ca.is_file() {
         b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca)?)?);
     }
-    let lo = std::net::SocketAddr::from(([127, 0, 0, 1], o.https_port));
+    let lo = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, o.https_port));
     for host in ["houston", "deployments", "app"] {
         b = b.resolve(&format!("{host}.{}", o.base_domain), lo);
     }

@@ -153,8 +153,8 @@ pub struct Request {
 pub async fn main(mut r: Request) -> Result<i32> {
     let missing = preflight::check(&r.options);
     if r.options.http_port == 0 {
-        r.options.http_port = crate::ports::free_port()?;
-        r.options.https_port = crate::ports::free_port()?;
+        r.options.http_port = crate::substrate::ports::free_port()?;
+        r.options.https_port = crate::substrate::ports::free_port()?;
     }
     let images = match &r.options.chart {
         Some(chart) if missing.is_empty() || r.dry_run => platform_images(&r.options, chart),
