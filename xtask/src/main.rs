@@ -6,6 +6,7 @@ mod deps;
 mod e2e;
 mod env;
 mod reach;
+mod render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,10 @@ enum Cmd {
     },
     /// Formatting and clippy, as CI would want them.
     Check,
+    /// Write everything the platform would render for a deployment: the chart values Houston
+    /// passes, pgbouncer.ini, users.txt, the connection Secrets, the PgBouncer Deployment and
+    /// Houston's PgBouncer Deployment.
+    Render(render::RenderArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
         Cmd::Check => cargo::check(),
+        Cmd::Render(args) => render::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -288,10 +288,16 @@ fn unknown_fields_are_kept_and_reported_with_their_path() {
         d.metadata().unwrap().extra.get("sslMode"),
         Some(&serde_json::json!("prefer"))
     );
+    // The chart's schema refuses unknown connection keys: an error, with the close match.
     let findings = lint(Some(&file), None, None).unwrap();
-    let f = findings.iter().find(|f| f.rule == "KRB901").unwrap();
+    let f = findings.iter().find(|f| f.rule == "KRB025").unwrap();
     assert_eq!(f.path, "metadataConnectionJson.sslMode");
-    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.message.contains("did you mean `sslmode`"),
+        "{}",
+        f.message
+    );
 
     let file = fixtures().join("deployments/broken/unknown-field.yaml");
     let findings = lint(Some(&file), None, None).unwrap();
