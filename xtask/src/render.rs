@@ -23,6 +23,11 @@ pub struct RenderArgs {
     /// Directory to write into (created; files in it with the same names are replaced).
     #[arg(long)]
     pub out: PathBuf,
+    /// Also validate the Kubernetes objects strictly (kubernetes-validate, installed by xtask).
+    #[arg(long)]
+    pub validate: bool,
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// The platform of a render: the flag, else the values' `harness.platform.version`, else the
@@ -57,6 +62,11 @@ pub fn write(args: &RenderArgs) -> Result<Vec<(PathBuf, bool)>> {
     Ok(written)
 }
 
+/// A file only its owner can read.
+pub fn write_secret_file(path: &Path, text: &str) -> Result<()> {
+    write_file(path, text, true)
+}
+
 fn write_file(path: &Path, text: &str, secret: bool) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -75,6 +85,19 @@ pub fn run(args: &RenderArgs) -> Result<i32> {
     let written = write(args)?;
     for (p, _) in &written {
         println!("{}", p.display());
+    }
+    if args.validate {
+        let objects: Vec<PathBuf> = written
+            .into_iter()
+            .filter(|(_, k)| *k)
+            .map(|(p, _)| p)
+            .collect();
+        validate(&objects, args.offline)?;
+        eprintln!(
+            "xtask: {} objects pass strict validation (Kubernetes {})",
+            objects.len(),
+            crate::deps::KUBERNETES_VERSION
+        );
     }
     Ok(0)
 }
@@ -114,6 +137,8 @@ pub fn validate_reference(offline: bool) -> Result<()> {
             values: Some(root.join("fixtures/values.yaml")),
             platform: Some(p.version().to_string()),
             out: out.join(p.version()),
+            validate: false,
+            offline,
         };
         objects.extend(
             write(&args)?
