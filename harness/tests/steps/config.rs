@@ -98,7 +98,7 @@ async fn lint(w: &mut World) -> Result<()> {
     Ok(())
 }
 
-fn lint_run(w: &World) -> Result<&LintRun> {
+pub(super) fn lint_run(w: &World) -> Result<&LintRun> {
     w.config
         .lint
         .as_ref()
@@ -106,7 +106,7 @@ fn lint_run(w: &World) -> Result<&LintRun> {
 }
 
 /// `(rule, severity, file, path)` of every finding in the JSON report.
-fn findings(run: &LintRun) -> Result<Vec<(String, String, String, String)>> {
+pub(super) fn findings(run: &LintRun) -> Result<Vec<(String, String, String, String)>> {
     let report: serde_json::Value = serde_json::from_str(&run.stdout).with_context(|| {
         format!(
             "lint's JSON report does not parse; stdout:\n{}\nstderr:\n{}",
