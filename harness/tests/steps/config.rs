@@ -98,7 +98,7 @@ async fn lint(w: &mut World) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn lint_run(w: &World) -> Result<&LintRun> {
+fn lint_run(w: &World) -> Result<&LintRun> {
     w.config
         .lint
         .as_ref()
@@ -106,7 +106,7 @@ pub(super) fn lint_run(w: &World) -> Result<&LintRun> {
 }
 
 /// `(rule, severity, file, path)` of every finding in the JSON report.
-pub(super) fn findings(run: &LintRun) -> Result<Vec<(String, String, String, String)>> {
+fn findings(run: &LintRun) -> Result<Vec<(String, String, String, String)>> {
     let report: serde_json::Value = serde_json::from_str(&run.stdout).with_context(|| {
         format!(
             "lint's JSON report does not parse; stdout:\n{}\nstderr:\n{}",
@@ -161,8 +161,13 @@ async fn lint_clean(w: &mut World) -> Result<()> {
 
 #[then(expr = "lint reports {word} as {word} in the deployment file")]
 async fn lint_reports(w: &mut World, rule: String, severity: String) -> Result<()> {
-    let run = lint_run(w)?;
     let file = deployment(w)?.display().to_string();
+    reported_in(w, &rule, &severity, &file)
+}
+
+/// Lint's report has `rule` with `severity` in `file`, naming the field.
+pub(super) fn reported_in(w: &World, rule: &str, severity: &str, file: &str) -> Result<()> {
+    let run = lint_run(w)?;
     let all = findings(run)?;
     let hit = all.iter().find(|f| f.0 == rule);
     let Some((_, sev, in_file, path)) = hit else {

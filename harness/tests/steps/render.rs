@@ -1,43 +1,21 @@
 //! Steps for what the platform renders from a configuration (harness-config's renderers, held
 //! against Astronomer's charts) and for the control plane's lint findings.
 
-use anyhow::{bail, ensure, Context as _, Result};
+use anyhow::{ensure, Context as _, Result};
 use cucumber::then;
 use harness_config::{load_deployment, load_values, render_bundle, Platform};
 
-use super::config::{findings, lint_run};
+use super::config::reported_in;
 use super::World;
 
 #[then(expr = "lint reports {word} as {word} in the values file")]
 async fn lint_reports_in_values(w: &mut World, rule: String, severity: String) -> Result<()> {
-    let run = lint_run(w)?;
     let file = w
         .config
         .values
         .clone()
-        .context("no values file: the scenario needs `And the control plane values \"...\"`")?
-        .display()
-        .to_string();
-    let all = findings(run)?;
-    let Some((_, sev, in_file, path)) = all.iter().find(|f| f.0 == rule) else {
-        bail!(
-            "lint does not report {rule}; it reports {:?}",
-            all.iter().map(|f| &f.0).collect::<Vec<_>>()
-        );
-    };
-    ensure!(
-        *sev == severity,
-        "lint reports {rule} as {sev}, expected {severity}"
-    );
-    ensure!(
-        *in_file == file,
-        "lint reports {rule} in {in_file}, expected {file}"
-    );
-    ensure!(
-        !path.is_empty(),
-        "lint reports {rule} without naming the field"
-    );
-    Ok(())
+        .context("no values file: the scenario needs `And the control plane values \"...\"`")?;
+    reported_in(w, &rule, &severity, &file.display().to_string())
 }
 
 /// `{pass}` in the expected text stands for the deployment's password as the chart escapes it.

@@ -132,10 +132,10 @@ pub fn airflow_urls(d: &Deployment, ep: &PgbouncerEndpoint) -> Result<AirflowUrl
 
 /// The deployment's namespace: `namespace`, else Houston's `astronomer-<release>`.
 pub fn namespace(d: &Deployment) -> Result<String, RenderError> {
-    Ok(d.namespace
-        .clone()
-        .unwrap_or_else(|| format!("astronomer-{}", release(d).unwrap_or_default()))
-        .to_string())
+    match &d.namespace {
+        Some(ns) => Ok(ns.clone()),
+        None => Ok(format!("astronomer-{}", release(d)?)),
+    }
 }
 
 /// The URLs exactly as the chart's Secrets hold them: the metadata URL names the service with

@@ -32,10 +32,7 @@ pub struct Placement {
     pub chart: ChartSettings,
 }
 
-/// Pool and client limits of the deployment's PgBouncer. The defaults are what the platform
-/// renders: airflow-chart's `values.yaml` sets the pools to 3 / 2 over the subchart's own 10 / 5
-/// (airflow-chart 1.15.9 and 1.17.20 alike); `pgbouncerConfig.metadataPoolSize` and friends
-/// override them per deployment ([`ChartSettings::for_deployment`]).
+/// Pool and client limits of the deployment's PgBouncer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChartSettings {
     pub metadata_pool_size: u32,
@@ -43,21 +40,28 @@ pub struct ChartSettings {
     pub max_client_conn: u32,
 }
 
-impl Default for ChartSettings {
-    fn default() -> Self {
-        ChartSettings {
-            metadata_pool_size: 3,
-            result_backend_pool_size: 2,
-            max_client_conn: 100,
-        }
-    }
-}
-
 impl ChartSettings {
-    /// The defaults with the deployment's own `pgbouncerConfig` values applied.
+    /// What the platform renders: airflow-chart's `values.yaml` sets the pools to 3 / 2 over the
+    /// subchart's own 10 / 5 (airflow-chart 1.15.9 and 1.17.20 alike).
+    pub const PLATFORM: ChartSettings = ChartSettings {
+        metadata_pool_size: 3,
+        result_backend_pool_size: 2,
+        max_client_conn: 100,
+    };
+    /// The `airflow` subchart's own defaults, 10 / 5: what the local tier runs (RULES.md, "Where
+    /// the harness differs on purpose": with 3 / 2, Airflow 3's UI waits on PgBouncer longer
+    /// than the harness's health deadline on a loaded 2-core machine).
+    pub const SUBCHART: ChartSettings = ChartSettings {
+        metadata_pool_size: 10,
+        result_backend_pool_size: 5,
+        max_client_conn: 100,
+    };
+
+    /// The platform's settings with the deployment's own `pgbouncerConfig` values applied
+    /// (`metadataPoolSize`, `resultBackendPoolSize`, `maxClientConn`).
     pub fn for_deployment(d: &Deployment) -> ChartSettings {
         let pg = d.pgbouncer();
-        let base = ChartSettings::default();
+        let base = ChartSettings::PLATFORM;
         ChartSettings {
             metadata_pool_size: pg
                 .integer("metadataPoolSize")
@@ -67,6 +71,14 @@ impl ChartSettings {
                 .unwrap_or(base.result_backend_pool_size),
             max_client_conn: pg.integer("maxClientConn").unwrap_or(base.max_client_conn),
         }
+    }
+}
+
+/// The local tier's placement takes `Default`: the subchart's own pools (see
+/// [`ChartSettings::SUBCHART`]); the platform's file uses [`ChartSettings::PLATFORM`].
+impl Default for ChartSettings {
+    fn default() -> Self {
+        ChartSettings::SUBCHART
     }
 }
 
@@ -82,7 +94,7 @@ impl Placement {
             unix_socket_dir: None,
             extra_lines: Vec::new(),
             host_map: BTreeMap::new(),
-            chart: ChartSettings::default(),
+            chart: ChartSettings::PLATFORM,
         }
     }
 
