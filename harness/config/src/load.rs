@@ -144,6 +144,15 @@ pub fn load_values(file: &Path) -> Result<Values, LoadError> {
             ),
         });
     }
+    if let Some(version) = v.platform_version() {
+        if let Err(why) = version.parse::<crate::Platform>() {
+            return Err(LoadError::Parse {
+                file: file.to_path_buf(),
+                location: None,
+                message: format!("harness.platform.version: {why}"),
+            });
+        }
+    }
     Ok(v)
 }
 

@@ -324,3 +324,17 @@ fn env_as_list_or_map(#[case] text: &str) {
         harness_config::load::parse_str(Path::new(name), text).unwrap();
     assert_eq!(p.env.unwrap().get("KERBEROS_USER"), Some("a@B"));
 }
+
+#[test]
+fn a_platform_version_that_is_not_modelled_stops_lint_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("charts-platform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("values.yaml");
+    std::fs::write(&file, "harness:\n  platform:\n    version: 2.0.0\n").unwrap();
+    let err = lint(None, Some(&file), None).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        err.contains("harness.platform.version") && err.contains("0.37.7, 1.1.0"),
+        "{err}"
+    );
+}
