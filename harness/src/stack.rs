@@ -547,6 +547,9 @@ mod tests {
                     .replace("listen_port = 16432", "listen_port = 6543")
                     .replace("listen_addr = 127.0.0.1", "listen_addr = *")
                     .replace("/run/pgb/users.txt", "/etc/pgbouncer/users.txt")
+                    // The local tier runs the subchart's pools (ChartSettings::SUBCHART).
+                    .replace(" pool_size=10 ", " pool_size=3 ")
+                    .replace(" pool_size=5 ", " pool_size=2 ")
             })
             .collect();
         // The blank line that separates the harness section is the only other difference.

@@ -216,6 +216,8 @@ pub fn test(offline: bool) -> Result<i32> {
         "running the unit and fixture tests of xtask and harness-config",
         &["test", "--workspace", "--exclude", "harness", "--quiet"],
     )?;
+    crate::render::validate_reference(offline)?;
+    crate::chart_diff::self_test(offline)?;
     cargo::run(
         "running the harness's unit tests",
         &["test", "-p", "harness", "--lib", "--bins", "--quiet"],

@@ -2,11 +2,13 @@
 //! so), then hands over to the harness.
 
 mod cargo;
+mod chart_diff;
 mod deps;
 mod e2e;
 mod env;
 mod kind;
 mod reach;
+mod render;
 mod soak;
 mod tidy;
 
@@ -79,6 +81,14 @@ enum Cmd {
     },
     /// Formatting and clippy, as CI would want them.
     Check,
+    /// Write everything the platform would render for a deployment: the chart values Houston
+    /// passes, pgbouncer.ini, users.txt, the connection Secrets, the PgBouncer Deployment and
+    /// Houston's PgBouncer Deployment.
+    Render(render::RenderArgs),
+    /// Render a real chart with Helm and the same values and print every difference from the
+    /// model, one line each (exit 1 on any). Astronomer's airflow-chart or platform chart is
+    /// the intended input; README.md, "Holding the model against the real charts".
+    ChartDiff(chart_diff::ChartDiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +122,8 @@ fn main() -> ExitCode {
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
         Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),
+        Cmd::Render(args) => render::run(&args),
+        Cmd::ChartDiff(args) => chart_diff::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -159,8 +159,13 @@ async fn lint_clean(w: &mut World) -> Result<()> {
 
 #[then(expr = "lint reports {word} as {word} in the deployment file")]
 async fn lint_reports(w: &mut World, rule: String, severity: String) -> Result<()> {
-    let run = lint_run(w)?;
     let file = deployment(w)?.display().to_string();
+    reported_in(w, &rule, &severity, &file)
+}
+
+/// Lint's report has `rule` with `severity` in `file`, naming the field.
+pub(super) fn reported_in(w: &World, rule: &str, severity: &str, file: &str) -> Result<()> {
+    let run = lint_run(w)?;
     let all = findings(run)?;
     let hit = all.iter().find(|f| f.0 == rule);
     let Some((_, sev, in_file, path)) = hit else {

@@ -5,6 +5,7 @@ mod config;
 pub mod context;
 mod kerberos;
 mod pgbouncer;
+mod render;
 
 use std::collections::HashMap;
 use std::fmt;
