@@ -529,7 +529,7 @@ impl Airflow {
     /// Polls the health endpoint until every component is healthy. A component that exited, a
     /// login failure in PgBouncer's log, or the broker dying ends the wait at once.
     pub async fn wait_healthy(&mut self, limit: Duration) -> Result<Health> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::builder()
             .timeout(Duration::from_secs(3))
             .build()?;
         let deadline = Instant::now() + limit;
@@ -613,7 +613,7 @@ impl Airflow {
     }
 
     pub async fn health(&self) -> Result<Health> {
-        let body = reqwest::Client::builder()
+        let body = crate::http::builder()
             .timeout(Duration::from_secs(5))
             .build()?
             .get(self.health_url())

@@ -12,7 +12,7 @@ use harness_config::render::airflow::encode as url_part;
 
 impl Airflow {
     async fn api(&self) -> Result<Api> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
         let auth = match self.version {

@@ -300,8 +300,7 @@ async fn job(client: &Client, namespace: &str, name: &str) -> Result<()> {
 /// A client that reaches the ingress on loopback under the platform's host names, trusting the
 /// run's CA only.
 fn ingress_client(o: &Options) -> Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    let mut b = crate::http::builder().timeout(Duration::from_secs(30));
     let ca = o.work.join("ca.crt");
     if ca.is_file() {
         b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca)?)?);
