@@ -15,6 +15,27 @@ use crate::tools::give_to_service_user;
 /// The user of PgBouncer's admin console, with a per-run password.
 pub const ADMIN_USER: &str = "harness_admin";
 
+/// The ticket cache MIT fills from the injected keytab, inside PgBouncer's directory.
+pub const TICKET_CACHE: &str = "krb5cc";
+
+/// Which PgBouncer runs: the Kerberos-capable build, or Debian's source as shipped (what the
+/// generic image is: no GSSAPI), built by the same recipe with `--unpatched`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Build {
+    #[default]
+    Kerberos,
+    Generic,
+}
+
+impl Build {
+    fn dir_name(self, key: &str) -> String {
+        match self {
+            Build::Kerberos => key.to_string(),
+            Build::Generic => format!("unpatched-{key}"),
+        }
+    }
+}
+
 fn recipe_dir() -> PathBuf {
     crate::run::workspace_root().join("pgbouncer")
 }
@@ -34,18 +55,28 @@ pub fn build_key() -> Result<String> {
 
 /// Where the binary for the current patch lives (built or not).
 pub fn binary_path() -> Result<PathBuf> {
+    build_path(Build::Kerberos)
+}
+
+/// Where a build's binary lives; its directory also keeps the configured source tree.
+pub fn build_path(build: Build) -> Result<PathBuf> {
     Ok(crate::run::workspace_root()
         .join("target/pgbouncer")
-        .join(build_key()?)
+        .join(build.dir_name(&build_key()?))
         .join("bin/pgbouncer"))
 }
 
 /// The binary, building it first when the patch changed. Builds go to a staging directory and are
 /// renamed into place, so two runs building at once never see a half-written binary.
 pub async fn ensure_built() -> Result<PathBuf> {
+    ensure(Build::Kerberos).await
+}
+
+/// [`ensure_built`] for either build.
+pub async fn ensure(build: Build) -> Result<PathBuf> {
     // Concurrent scenarios of one run wait for a single build.
     static BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let bin = binary_path()?;
+    let bin = build_path(build)?;
     if bin.exists() {
         return Ok(bin);
     }
@@ -63,11 +94,16 @@ pub async fn ensure_built() -> Result<PathBuf> {
     let staging = tempfile::Builder::new()
         .prefix(".build-")
         .tempdir_in(base)?;
-    let step = crate::progress::step(
-        "pgbouncer: building the Kerberos-capable PgBouncer (Debian source + pgbouncer/gssapi-server-login.patch)",
-    );
-    let mut child = tokio::process::Command::new("bash")
-        .arg(recipe_dir().join("build.sh"))
+    let step = crate::progress::step(match build {
+        Build::Kerberos => "pgbouncer: building the Kerberos-capable PgBouncer (Debian source + pgbouncer/gssapi-server-login.patch)",
+        Build::Generic => "pgbouncer: building Debian's PgBouncer as shipped (no GSSAPI: the generic image)",
+    });
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg(recipe_dir().join("build.sh"));
+    if build == Build::Generic {
+        cmd.arg("--unpatched");
+    }
+    let mut child = cmd
         .arg(staging.path())
         .env("PGBOUNCER_SRC_CACHE", base.join("src-cache"))
         .stdout(std::process::Stdio::piped())
@@ -108,6 +144,7 @@ pub struct PgbouncerSpec {
     pub users: Vec<(String, Secret)>,
     pub port: u16,
     pub krb_env: Vec<(String, String)>,
+    pub build: Build,
 }
 
 pub struct Pgbouncer {
@@ -120,7 +157,7 @@ pub struct Pgbouncer {
 
 impl Pgbouncer {
     pub async fn start(dir: &Path, spec: PgbouncerSpec) -> Result<Pgbouncer> {
-        let bin = ensure_built().await?;
+        let bin = ensure(spec.build).await?;
         std::fs::create_dir_all(dir)?;
         give_to_service_user(dir)?;
         let admin_password = Secret::generate();
@@ -196,6 +233,6 @@ impl Pgbouncer {
         }
         // The ticket cache MIT filled from the injected keytab is a credential: it must not
         // outlive the process in the artifacts.
-        let _ = std::fs::remove_file(self.dir.join("krb5cc"));
+        let _ = std::fs::remove_file(self.dir.join(TICKET_CACHE));
     }
 }

@@ -119,13 +119,37 @@ impl Realm {
         )
         .await?;
 
-        let spec = Spec::new("kdc", tools::path("krb5kdc")?)
-            .args(["-n", "-r", &realm.realm])
-            .envs(&realm.admin_env())
-            .ready_when(Readiness::TcpPort(port), Duration::from_secs(10));
-        let log = dir.join("kdc.log");
-        realm.process = Some(Process::start(&spec, &log).await?);
+        realm.start_kdc().await?;
         Ok(realm)
+    }
+
+    /// `krb5kdc` in the foreground on the realm's port, appending to its log.
+    async fn start_kdc(&mut self) -> Result<()> {
+        let spec = Spec::new("kdc", tools::path("krb5kdc")?)
+            .args(["-n", "-r", &self.realm])
+            .envs(&self.admin_env())
+            .ready_when(Readiness::TcpPort(self.port), Duration::from_secs(10));
+        self.process = Some(Process::start(&spec, &self.log()).await?);
+        Ok(())
+    }
+
+    /// The KDC back on the same port and database after [`Realm::stop`] (the KDC-down fault).
+    pub async fn restart_kdc(&mut self) -> Result<()> {
+        if self.is_running() {
+            bail!("the KDC of {} is still running", self.realm);
+        }
+        self.start_kdc().await
+    }
+
+    /// Sends `signal` to the running KDC (SIGSTOP/SIGCONT: a KDC that stops answering).
+    pub fn signal_kdc(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let pid = self
+            .process
+            .as_ref()
+            .and_then(|p| p.pid())
+            .with_context(|| format!("the KDC of {} is not running", self.realm))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .with_context(|| format!("sending {signal} to the KDC (pid {pid})"))
     }
 
     /// The environment every admin tool runs with: private profile and configuration.
@@ -260,6 +284,8 @@ impl Realm {
     }
 
     pub async fn stop(&mut self) {
+        // A KDC a fault left stopped would sit out its whole SIGTERM grace period.
+        let _ = self.signal_kdc(nix::sys::signal::Signal::SIGCONT);
         if let Some(mut p) = self.process.take() {
             p.stop().await;
         }

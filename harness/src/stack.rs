@@ -162,6 +162,8 @@ pub struct PgbouncerOptions {
     pub keytab: Option<PathBuf>,
     /// Further extraIni lines, appended after the deployment's own.
     pub extra_ini: Vec<String>,
+    /// Which PgBouncer runs the ini (the generic image is a breakage too).
+    pub build: crate::pgbouncer::Build,
 }
 
 pub struct Stack {
@@ -247,6 +249,7 @@ impl Stack {
                 .credentials_injected
                 .then(|| self.client_keytab.clone()),
             extra_ini: Vec::new(),
+            build: Default::default(),
         }
     }
 
@@ -266,7 +269,10 @@ impl Stack {
             .retain(|(k, _)| k != "KRB5_CLIENT_KTNAME" && k != "KRB5CCNAME" && k != "KRB5_TRACE");
         krb_env.push((
             "KRB5CCNAME".into(),
-            format!("FILE:{}", dir.join("krb5cc").display()),
+            format!(
+                "FILE:{}",
+                dir.join(crate::pgbouncer::TICKET_CACHE).display()
+            ),
         ));
         krb_env.push((
             "KRB5_TRACE".into(),
@@ -305,6 +311,7 @@ impl Stack {
                 users,
                 port: self.pgbouncer_port,
                 krb_env,
+                build: opts.build,
             },
         )
         .await?;
@@ -461,7 +468,8 @@ pub fn render_local_ini(
     .is_some_and(|v| !v.is_empty());
     let every_db_has_one =
         per_db_spn(&pg.extra_ini_metadata) && per_db_spn(&pg.extra_ini_result_backend);
-    if !global_spn && !every_db_has_one {
+    // The generic build has no such setting, and no default of the fork to stand in for.
+    if !global_spn && !every_db_has_one && opts.build == crate::pgbouncer::Build::Kerberos {
         extra_lines.push(format!("server_krb_spn = {}", shape.spn));
     }
     let placement = Placement {
@@ -489,6 +497,7 @@ mod tests {
             spn: shape.extra_ini_setting("server_krb_spn"),
             keytab: None,
             extra_ini: Vec::new(),
+            build: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@ mod cargo;
 mod deps;
 mod e2e;
 mod env;
+mod pgbouncer_check;
 mod reach;
 
 use std::path::PathBuf;
@@ -74,6 +75,12 @@ enum Cmd {
     },
     /// Formatting and clippy, as CI would want them.
     Check,
+    /// PgBouncer's own regression suite (make check) on Debian's source with and without the
+    /// GSSAPI patch, and the comparison; exit 1 if the patch breaks a test.
+    PgbouncerCheck {
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,6 +113,7 @@ fn main() -> ExitCode {
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
         Cmd::Check => cargo::check(),
+        Cmd::PgbouncerCheck { offline } => pgbouncer_check::run(offline),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

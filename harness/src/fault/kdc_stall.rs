@@ -1,0 +1,79 @@
+//! `kdc_stall_max_gap_ms` for `cargo xtask bench`: 20 pooled clients through PgBouncer on a full
+//! pool, the KDC stopped (SIGSTOP) for a few seconds, and meanwhile one server login that needs
+//! it (PgBouncer's ticket cache emptied, a new pool). The figure is the longest time in which no
+//! pooled client completed a query; with the GSS step on PgBouncer's event loop it was the whole
+//! time the KDC was stopped.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use nix::sys::signal::Signal;
+
+use super::load::Load;
+use crate::stack::{Shape, Stack};
+
+/// pgbench -S -c 20, as the stall was first measured.
+pub const CLIENTS: usize = 20;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StallReport {
+    pub max_gap_ms: f64,
+    /// When the longest stretch began, after the KDC was stopped.
+    pub gap_at_ms: f64,
+    pub kdc_stopped_ms: f64,
+    /// How long the login that needed the KDC took (it completes once the KDC answers).
+    pub login_ms: f64,
+    pub completions: usize,
+}
+
+pub async fn measure(dir: &Path, kdc_stopped: Duration) -> Result<StallReport> {
+    let mut stack = Stack::up(dir, Shape::default()).await?;
+    let result = async {
+        let mut opts = stack.default_pgbouncer_options();
+        // The waiting login must outlast the stopped KDC: what is measured is the others' stall.
+        opts.extra_ini.push(format!(
+            "server_connect_timeout = {}",
+            kdc_stopped.as_secs() + 30
+        ));
+        stack.start_pgbouncer(&opts).await?;
+        let pw = stack.client_password.expose().to_string();
+        let mut load = Load::start(&stack.metadata_target(&pw), CLIENTS).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let since = Instant::now();
+        super::empty_ticket_cache(&stack)?;
+        stack.realm.signal_kdc(Signal::SIGSTOP)?;
+        let target = stack.result_backend_target(&pw);
+        let login = tokio::spawn(async move {
+            super::attempt(&target, kdc_stopped + Duration::from_secs(30)).await
+        });
+        tokio::time::sleep(kdc_stopped).await;
+        stack.realm.signal_kdc(Signal::SIGCONT)?;
+        let login = login.await?;
+        // Past the login, so the window holds the whole of any stall it caused.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let until = Instant::now();
+        load.stop().await;
+        let errors = load.errors();
+        ensure!(
+            errors.is_empty(),
+            "pooled clients failed during the KDC stall: {}",
+            errors.join("; ")
+        );
+        if let Some(e) = &login.error {
+            anyhow::bail!("the login that waited for the KDC failed: {e}");
+        }
+        let gap = load.max_gap(since, until);
+        let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+        Ok(StallReport {
+            max_gap_ms: ms(gap.longest),
+            gap_at_ms: ms(gap.at),
+            kdc_stopped_ms: ms(kdc_stopped),
+            login_ms: ms(login.elapsed),
+            completions: gap.completions,
+        })
+    }
+    .await;
+    stack.down().await;
+    result
+}

@@ -1,0 +1,58 @@
+//! Day-two faults of the Kerberos path, reproduced on demand: the KDC stopped, slow or down
+//! while PgBouncer serves pooled clients, and the generic (non-Kerberos) PgBouncer. What each
+//! fault does to clients is measured here ([`load`]), named here ([`diagnose`]), and
+//! benchmarked here ([`kdc_stall`]); the scenarios are `features/fault.feature`.
+
+pub mod diagnose;
+pub mod kdc_stall;
+pub mod load;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::probe::sql;
+use crate::stack::Stack;
+
+/// Makes PgBouncer's next server login need the KDC: the ticket cache MIT filled from the
+/// injected keytab goes, so the login must fetch a TGT and a service ticket first (as after a
+/// pod restart, or once the cached tickets expire).
+pub fn empty_ticket_cache(stack: &Stack) -> Result<()> {
+    let p = stack
+        .pgbouncer
+        .as_ref()
+        .context("PgBouncer is not running")?;
+    let cache = p.dir.join(crate::pgbouncer::TICKET_CACHE);
+    match std::fs::remove_file(&cache) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", cache.display())),
+    }
+}
+
+/// What one client saw when it connected through PgBouncer and ran a query.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub error: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// A password login plus `SELECT 1`: PgBouncer logs in to the server on the first query.
+pub async fn attempt(target: &sql::Target, limit: Duration) -> Attempt {
+    let started = Instant::now();
+    let error = match sql::connect(target, limit).await {
+        Ok(c) => {
+            let left = limit.saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, c.simple_query("SELECT 1")).await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(sql::error_text(&e)),
+                Err(_) => Some(format!("no answer to SELECT 1 within {limit:?}")),
+            }
+        }
+        Err(e) => Some(e),
+    };
+    Attempt {
+        error,
+        elapsed: started.elapsed(),
+    }
+}
