@@ -39,7 +39,13 @@ pub async fn measure(dir: &Path, kdc_stopped: Duration) -> Result<StallReport> {
         stack.start_pgbouncer(&opts).await?;
         let pw = stack.client_password.expose().to_string();
         let mut load = Load::start(&stack.metadata_target(&pw), CLIENTS).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        super::wait_full_pool(
+            &stack,
+            &stack.shape.metadata_alias(),
+            Duration::from_secs(30),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let since = Instant::now();
         super::empty_ticket_cache(&stack)?;
         stack.realm.signal_kdc(Signal::SIGSTOP)?;

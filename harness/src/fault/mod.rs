@@ -9,7 +9,7 @@ pub mod load;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::probe::sql;
 use crate::stack::Stack;
@@ -27,6 +27,46 @@ pub fn empty_ticket_cache(stack: &Stack) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing {}", cache.display())),
+    }
+}
+
+/// Waits until the pool of `alias` holds its full `pool_size` of logged-in server connections
+/// and none is logging in (PgBouncer's admin console), so that a fault that follows hits only a
+/// *new* login, not the pool still growing.
+pub async fn wait_full_pool(stack: &Stack, alias: &str, limit: Duration) -> Result<()> {
+    let admin = stack.admin_target().context("PgBouncer is not running")?;
+    let client = sql::connect(&admin, Duration::from_secs(5))
+        .await
+        .map_err(|e| anyhow::anyhow!("PgBouncer's admin console: {e}"))?;
+    let num = |row: &[(String, Option<String>)], k: &str| -> usize {
+        sql::cell(row, k).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let size = sql::simple_rows(&client, "SHOW DATABASES")
+        .await?
+        .iter()
+        .find(|r| sql::cell(r, "name") == Some(alias))
+        .map(|r| num(r, "pool_size"))
+        .with_context(|| format!("PgBouncer has no database `{alias}`"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let rows = sql::simple_rows(&client, "SHOW POOLS").await?;
+        let (ready, login) = rows
+            .iter()
+            .filter(|r| sql::cell(r, "database") == Some(alias))
+            .fold((0, 0), |(ready, login), r| {
+                let up: usize = ["sv_active", "sv_idle", "sv_used", "sv_tested"]
+                    .iter()
+                    .map(|k| num(r, k))
+                    .sum();
+                (ready + up, login + num(r, "sv_login"))
+            });
+        if ready >= size && login == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the pool of {alias} has {ready} of {size} server connections ({login} logging in) after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

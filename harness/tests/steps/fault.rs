@@ -44,6 +44,12 @@ async fn pooled_load(w: &mut World, clients: usize) -> Result<()> {
         Load::start(&target, clients),
     )
     .await?;
+    within(
+        "filling the pool",
+        Duration::from_secs(35),
+        fault::wait_full_pool(s, &s.shape.metadata_alias(), Duration::from_secs(30)),
+    )
+    .await?;
     // Steady state: every client has gone round a few times on the pool's server connections.
     tokio::time::sleep(Duration::from_millis(300)).await;
     ensure!(
@@ -198,6 +204,8 @@ async fn generic_without_fork_settings(w: &mut World) -> Result<()> {
 
 #[when("the generic PgBouncer image is started as the deployment renders it")]
 async fn generic_as_rendered(w: &mut World) -> Result<()> {
+    // A first run builds it: that is not the time the diagnosis takes.
+    harness::pgbouncer::ensure(Build::Generic).await?;
     let started = Instant::now();
     let result = super::pgbouncer::start(w, |o| o.build = Build::Generic).await;
     let log = w.stack()?.dir.join("pgbouncer/pgbouncer.log");
