@@ -262,7 +262,10 @@ impl Drop for Scratch {
 }
 
 /// flock on a file in the temp directory: the suite's ports are machine-wide.
-struct MachineLock(std::fs::File);
+struct MachineLock {
+    /// Held open: closing it releases the lock.
+    _file: std::fs::File,
+}
 
 impl MachineLock {
     fn take() -> Result<MachineLock> {
@@ -284,7 +287,7 @@ impl MachineLock {
                 bail!("could not lock {}", p.display());
             }
         }
-        Ok(MachineLock(f))
+        Ok(MachineLock { _file: f })
     }
 }
 
