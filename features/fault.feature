@@ -40,7 +40,7 @@ Feature: PgBouncer keeps serving when the KDC is slow or down, and the generic i
     And 20 clients run queries through PgBouncer on a full pool
     When PgBouncer's ticket cache is emptied and the KDC is stopped
     And a client connects through PgBouncer to the result-backend database
-    Then the connection fails within 5 seconds with "Cannot contact any KDC for requested realm [the KDC of realm {realm} (kdc = 127.0.0.1:"
+    Then the connection fails within 5 seconds with "Cannot contact any KDC for realm '{realm}' [the KDC of realm {realm} (kdc = 127.0.0.1:"
     And the pooled clients never went more than 250 ms without a completed query
     When the KDC is started again
     And 2 seconds pass
