@@ -184,7 +184,8 @@ PHASE=install
 say "phase $PHASE: installing to $OUT_DIR/bin/pgbouncer"
 run install -D -m 0755 pgbouncer "$OUT_DIR/bin/pgbouncer"
 run "$OUT_DIR/bin/pgbouncer" --version
-if ! ((UNPATCHED)) && ! ldd "$OUT_DIR/bin/pgbouncer" | grep -q libgssapi_krb5; then
+# Not `ldd | grep -q`: under pipefail, grep quitting early can fail ldd with SIGPIPE.
+if ! ((UNPATCHED)) && [[ "$(ldd "$OUT_DIR/bin/pgbouncer")" != *libgssapi_krb5* ]]; then
 	echo "binary is not linked against libgssapi_krb5" >>"$LOG"
 	false
 fi

@@ -83,3 +83,25 @@ pub async fn measure(dir: &Path, kdc_stopped: Duration) -> Result<StallReport> {
     stack.down().await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    /// The bench figure alone, without the rest of `cargo xtask bench` (Airflow's flows take
+    /// minutes): `cargo test -p harness --lib kdc_stall -- --ignored --nocapture`. Ignored by
+    /// default because it needs the machine `cargo xtask e2e` prepares (KDC, PostgreSQL, root).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn kdc_stall_figure() {
+        let run = crate::run::RunDir::create(&crate::run::workspace_root().join("target/bench"))
+            .unwrap();
+        let r = super::measure(
+            &run.subdir("kdc-stall").unwrap(),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        println!("{}", serde_json::to_string_pretty(&r).unwrap());
+        assert!(r.max_gap_ms <= 50.0, "kdc_stall_max_gap_ms {} > 50", r.max_gap_ms);
+        assert!(r.login_ms >= 4900.0, "the login did not wait for the KDC: {r:?}");
+    }
+}
