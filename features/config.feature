@@ -68,6 +68,7 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | spn-missing              | KRB010 |
       | spn-realm-mismatch       | KRB012 |
       | sslmode-invalid          | KRB020 |
+      | two-principals           | KRB024 |
       | user-not-principal       | KRB003 |
       | unknown-field            | KRB001 |
 
@@ -121,6 +122,7 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | labels-missing      | metadata       | server_gssauth_negotiate = allow                          | No credentials were supplied                                               |
       | labels-selector     | metadata       | server_gssauth_negotiate = allow                          | No credentials were supplied                                               |
       | spn-malformed       | metadata       | server_gssauth_negotiate = allow                          | Server db.example.test@EXAMPLE.TEST not found in Kerberos database         |
+      | two-principals      | result-backend | server_krb_spn = postgres/db.example.test@EXAMPLE.TEST    | GSSAPI authentication failed for user "celery_user@EXAMPLE.TEST"           |
 
   Scenario Outline: Run as written, <file> still reaches the database: the error is latent
     Given the deployment file "fixtures/deployments/broken/<file>.yaml"
@@ -137,3 +139,19 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | extra-user-missing    |
       | extra-metadata-absent |
       | spn-missing           |
+
+  Scenario: Two principals, one pod: PgBouncer logs in to both databases with the pod's credential
+    # The fork asks for the default initiator credential (GSS_C_NO_CREDENTIAL); MIT Kerberos
+    # takes it from the injected keytab, which holds the pod's one principal. The metadata
+    # database works; the result backend, whose role is another principal, is refused.
+    Given the deployment file "fixtures/deployments/broken/two-principals.yaml"
+    When the deployment is linted
+    Then lint reports KRB024 as error in the deployment file
+    When the environment is built from the deployment file as written, errors included
+    And a client connects through PgBouncer to the metadata database as Airflow would
+    Then the connection succeeds
+    And pg_stat_gssapi shows the client's session GSS-authenticated as "{principal}"
+    When a client connects through PgBouncer to the result-backend database as Airflow would
+    Then the connection fails within 10 seconds with 'GSSAPI authentication failed for user "celery_user@EXAMPLE.TEST"'
+    And the PostgreSQL log says "provided user name (celery_user@EXAMPLE.TEST) and authenticated user name ({principal}) do not match"
+    And the PgBouncer log says "GSSAPI login to server rejected by server"

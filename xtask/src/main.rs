@@ -5,8 +5,11 @@ mod cargo;
 mod deps;
 mod e2e;
 mod env;
+mod kind;
 mod pgbouncer_check;
 mod reach;
+mod soak;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +70,8 @@ enum Cmd {
         #[arg(long, value_parser = ["2", "3"])]
         airflow: Option<String>,
     },
+    /// Run the flow N times in a row: pass/fail counts, failed steps and the spread of run times.
+    Soak(soak::SoakArgs),
     /// What the machine lacks for the harness, and how to install it.
     Doctor {
         /// Install what is missing (apt-get, pip).
@@ -111,8 +116,9 @@ fn main() -> ExitCode {
             offline,
             airflow,
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
+        Cmd::Soak(args) => soak::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
-        Cmd::Check => cargo::check(),
+        Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),
         Cmd::PgbouncerCheck { offline } => pgbouncer_check::run(offline),
     };
     match result {

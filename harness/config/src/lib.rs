@@ -10,6 +10,7 @@ pub mod model;
 pub mod render;
 pub mod report;
 pub mod rules;
+pub mod settings;
 
 pub use finding::{Finding, Rule, Severity};
 pub use lint::{lint, lint_main, parse_selector, LintArgs};
@@ -22,6 +23,6 @@ pub use render::houston::{
 pub use render::pgbouncer::{
     render_for_platform, render_pgbouncer_ini, render_users_txt, ChartSettings, Dial, Placement,
 };
-pub use render::shape::{EnvironmentShape, Negotiate};
+pub use render::shape::{service_principal, EnvironmentShape, Negotiate};
 pub use render::RenderError;
 pub use report::{print_report, Format, Summary, SCHEMA};

@@ -226,7 +226,8 @@ fn environment_shape_of_the_valid_fixture() {
             metadata_db: "kerberos_demo_airflow".into(),
             result_backend_db: "kerberos_demo_airflow".into(),
             release_name: "kerberos-demo".into(),
-            spn: "postgres/db.example.test@EXAMPLE.TEST".into(),
+            server_spn: "postgres/db.example.test@EXAMPLE.TEST".into(),
+            requested_spn: "postgres/db.example.test@EXAMPLE.TEST".into(),
             sslmode: "prefer".into(),
             labels: [("krb-inject", "enabled")].into(),
             negotiate: Negotiate::Allow,
@@ -262,7 +263,12 @@ fn environment_shape_replays_broken_configurations(
 ) {
     let d = load_deployment(&fixtures().join("deployments/broken").join(file)).unwrap();
     let shape = EnvironmentShape::from_deployment(&d).unwrap();
-    assert_eq!((shape.spn.as_str(), shape.negotiate), (spn, negotiate));
+    assert_eq!(
+        (shape.requested_spn.as_str(), shape.negotiate),
+        (spn, negotiate)
+    );
+    // What the server holds follows the connection's host, whatever PgBouncer asks for.
+    assert_eq!(shape.server_spn, "postgres/db.example.test@EXAMPLE.TEST");
 }
 
 #[test]

@@ -3,10 +3,11 @@
 //! client times out, so the harness watches the log while a client waits and says so at once.
 
 use std::fmt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::environment::{Component, Environment};
 use crate::probe::sql;
+use crate::substrate::LogCursor;
 
 /// A cause recognised in PgBouncer's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,19 +74,16 @@ pub enum Watched {
 }
 
 /// A password client connects and queries through PgBouncer while the harness polls
-/// PgBouncer's log (only what follows `log_offset`); whichever answers first wins, so a
+/// PgBouncer's log (only what follows `cursor`); whichever answers first wins, so a
 /// recognised cause is reported without waiting for PgBouncer's client_login_timeout.
 pub async fn connect_watching(
+    env: &Environment,
     target: &sql::Target,
-    log: &Path,
-    log_offset: usize,
+    cursor: LogCursor,
     limit: Duration,
 ) -> (Watched, Duration) {
     let started = Instant::now();
-    let read_new = || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        text.get(log_offset..).unwrap_or_default().to_string()
-    };
+    let read_new = || env.log_since(Component::Pgbouncer, cursor);
     let client = super::attempt(target, limit);
     tokio::pin!(client);
     let outcome = loop {

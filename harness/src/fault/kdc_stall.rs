@@ -5,13 +5,15 @@
 //! time the KDC was stopped.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use nix::sys::signal::Signal;
 
 use super::load::Load;
-use crate::stack::{Shape, Stack};
+use crate::environment::Environment;
+use crate::stack::Shape;
+use crate::substrate::Substrate;
 
 /// pgbench -S -c 20, as the stall was first measured.
 pub const CLIENTS: usize = 20;
@@ -27,34 +29,33 @@ pub struct StallReport {
     pub completions: usize,
 }
 
-pub async fn measure(dir: &Path, kdc_stopped: Duration) -> Result<StallReport> {
-    let mut stack = Stack::up(dir, Shape::default()).await?;
+pub async fn measure(
+    substrate: Arc<dyn Substrate>,
+    dir: &Path,
+    kdc_stopped: Duration,
+) -> Result<StallReport> {
+    let mut env = Environment::up(substrate, dir, Shape::default()).await?;
     let result = async {
-        let mut opts = stack.default_pgbouncer_options();
+        let mut opts = env.default_pgbouncer_options();
         // The waiting login must outlast the stopped KDC: what is measured is the others' stall.
         opts.extra_ini.push(format!(
             "server_connect_timeout = {}",
             kdc_stopped.as_secs() + 30
         ));
-        stack.start_pgbouncer(&opts).await?;
-        let pw = stack.client_password.expose().to_string();
-        let mut load = Load::start(&stack.metadata_target(&pw), CLIENTS).await?;
-        super::wait_full_pool(
-            &stack,
-            &stack.shape.metadata_alias(),
-            Duration::from_secs(30),
-        )
-        .await?;
+        env.start_pgbouncer(&opts).await?;
+        let pw = env.client_password().to_string();
+        let mut load = Load::start(&env.metadata_target(&pw)?, CLIENTS).await?;
+        super::wait_full_pool(&env, &env.shape().metadata_alias(), Duration::from_secs(30)).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let since = Instant::now();
-        super::empty_ticket_cache(&stack)?;
-        stack.realm.signal_kdc(Signal::SIGSTOP)?;
-        let target = stack.result_backend_target(&pw);
+        env.forget_pgbouncer_tickets()?;
+        env.pause_kdc().await?;
+        let target = env.result_backend_target(&pw)?;
         let login = tokio::spawn(async move {
             super::attempt(&target, kdc_stopped + Duration::from_secs(30)).await
         });
         tokio::time::sleep(kdc_stopped).await;
-        stack.realm.signal_kdc(Signal::SIGCONT)?;
+        env.resume_kdc().await?;
         let login = login.await?;
         // Past the login, so the window holds the whole of any stall it caused.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -80,7 +81,7 @@ pub async fn measure(dir: &Path, kdc_stopped: Duration) -> Result<StallReport> {
         })
     }
     .await;
-    stack.down().await;
+    env.down().await;
     result
 }
 
@@ -94,7 +95,9 @@ mod tests {
     async fn kdc_stall_figure() {
         let run =
             crate::run::RunDir::create(&crate::run::workspace_root().join("target/bench")).unwrap();
+        let substrate = crate::substrate::for_tier(crate::substrate::Tier::Local).unwrap();
         let r = super::measure(
+            substrate,
             &run.subdir("kdc-stall").unwrap(),
             std::time::Duration::from_secs(5),
         )

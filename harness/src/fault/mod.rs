@@ -11,30 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::environment::Environment;
 use crate::probe::sql;
-use crate::stack::Stack;
-
-/// Makes PgBouncer's next server login need the KDC: the ticket cache MIT filled from the
-/// injected keytab goes, so the login must fetch a TGT and a service ticket first (as after a
-/// pod restart, or once the cached tickets expire).
-pub fn empty_ticket_cache(stack: &Stack) -> Result<()> {
-    let p = stack
-        .pgbouncer
-        .as_ref()
-        .context("PgBouncer is not running")?;
-    let cache = p.dir.join(crate::pgbouncer::TICKET_CACHE);
-    match std::fs::remove_file(&cache) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("removing {}", cache.display())),
-    }
-}
 
 /// Waits until the pool of `alias` holds its full `pool_size` of logged-in server connections
 /// and none is logging in (PgBouncer's admin console), so that a fault that follows hits only a
 /// *new* login, not the pool still growing.
-pub async fn wait_full_pool(stack: &Stack, alias: &str, limit: Duration) -> Result<()> {
-    let admin = stack.admin_target().context("PgBouncer is not running")?;
+pub async fn wait_full_pool(env: &Environment, alias: &str, limit: Duration) -> Result<()> {
+    let admin = env.admin_target().context("PgBouncer is not running")?;
     let client = sql::connect(&admin, Duration::from_secs(5))
         .await
         .map_err(|e| anyhow::anyhow!("PgBouncer's admin console: {e}"))?;

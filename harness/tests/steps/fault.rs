@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
 use cucumber::{given, then, when};
+use harness::environment::Component;
 use harness::fault::diagnose::{self, Watched};
 use harness::fault::load::Load;
 use harness::fault::{self, Attempt};
 use harness::pgbouncer::Build;
-use nix::sys::signal::Signal;
 
 use super::{within, World};
 
@@ -36,8 +36,8 @@ async fn pgbouncer_plus(w: &mut World, settings: String) -> Result<()> {
 
 #[given(expr = "{int} clients run queries through PgBouncer on a full pool")]
 async fn pooled_load(w: &mut World, clients: usize) -> Result<()> {
-    let s = w.stack()?;
-    let target = s.metadata_target(s.client_password.expose());
+    let s = w.env()?;
+    let target = s.metadata_target(s.client_password())?;
     let load = within(
         "connecting the pooled clients",
         Duration::from_secs(60),
@@ -47,7 +47,7 @@ async fn pooled_load(w: &mut World, clients: usize) -> Result<()> {
     within(
         "filling the pool",
         Duration::from_secs(35),
-        fault::wait_full_pool(s, &s.shape.metadata_alias(), Duration::from_secs(30)),
+        fault::wait_full_pool(s, &s.shape().metadata_alias(), Duration::from_secs(30)),
     )
     .await?;
     // Steady state: every client has gone round a few times on the pool's server connections.
@@ -62,7 +62,7 @@ async fn pooled_load(w: &mut World, clients: usize) -> Result<()> {
 }
 
 fn begin_fault(w: &mut World) -> Result<()> {
-    fault::empty_ticket_cache(w.stack()?)?;
+    w.env()?.forget_pgbouncer_tickets()?;
     w.fault.since = Some(Instant::now());
     Ok(())
 }
@@ -70,19 +70,19 @@ fn begin_fault(w: &mut World) -> Result<()> {
 #[when("PgBouncer's ticket cache is emptied and the KDC stops answering")]
 async fn kdc_sigstop(w: &mut World) -> Result<()> {
     begin_fault(w)?;
-    w.stack()?.realm.signal_kdc(Signal::SIGSTOP)
+    w.env()?.pause_kdc().await
 }
 
 #[when("PgBouncer's ticket cache is emptied and the KDC is stopped")]
 async fn kdc_down(w: &mut World) -> Result<()> {
     begin_fault(w)?;
-    w.stack_mut()?.realm.stop().await;
+    w.env_mut()?.stop_kdc().await;
     Ok(())
 }
 
 #[when("the KDC answers again")]
 async fn kdc_sigcont(w: &mut World) -> Result<()> {
-    w.stack()?.realm.signal_kdc(Signal::SIGCONT)
+    w.env()?.resume_kdc().await
 }
 
 #[when("the KDC is started again")]
@@ -90,7 +90,7 @@ async fn kdc_restart(w: &mut World) -> Result<()> {
     within(
         "restarting the KDC",
         Duration::from_secs(20),
-        w.stack_mut()?.realm.restart_kdc(),
+        w.env_mut()?.restart_kdc(),
     )
     .await
 }
@@ -102,8 +102,8 @@ async fn seconds_pass(_w: &mut World, secs: u64) {
 
 #[when("a client connects through PgBouncer to the result-backend database")]
 async fn client_result_backend(w: &mut World) -> Result<()> {
-    let s = w.stack()?;
-    let target = s.result_backend_target(s.client_password.expose());
+    let s = w.env()?;
+    let target = s.result_backend_target(s.client_password())?;
     super::pgbouncer::connect_as_user(w, &target).await
 }
 
@@ -111,8 +111,8 @@ async fn client_result_backend(w: &mut World) -> Result<()> {
     "a client connects through PgBouncer to the result-backend database, waiting in the background"
 )]
 async fn client_result_backend_background(w: &mut World) -> Result<()> {
-    let s = w.stack()?;
-    let target = s.result_backend_target(s.client_password.expose());
+    let s = w.env()?;
+    let target = s.result_backend_target(s.client_password())?;
     w.fault.waiting = Some(tokio::spawn(async move {
         fault::attempt(&target, Duration::from_secs(60)).await
     }));
@@ -149,11 +149,10 @@ async fn no_stall(w: &mut World, limit_ms: u64) -> Result<()> {
     let since = w.fault.since.context("no fault was started")?;
     let gap = load.max_gap(since, Instant::now());
     let log = w
-        .stack()?
-        .pgbouncer
-        .as_ref()
-        .map(|p| p.log.display().to_string())
-        .unwrap_or_default();
+        .env()?
+        .log_file(Component::Pgbouncer)
+        .display()
+        .to_string();
     ensure!(
         gap.longest <= Duration::from_millis(limit_ms),
         "the {} pooled clients completed nothing for {:?} (from {:?} after the fault began; limit {limit_ms} ms): PgBouncer's event loop stalled while a server login waited for the KDC (log: {log})",
@@ -208,8 +207,8 @@ async fn generic_as_rendered(w: &mut World) -> Result<()> {
     harness::pgbouncer::ensure(Build::Generic).await?;
     let started = Instant::now();
     let result = super::pgbouncer::start(w, |o| o.build = Build::Generic).await;
-    let log = w.stack()?.dir.join("pgbouncer/pgbouncer.log");
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    // The harness's copy of the log: it stays when PgBouncer refused to start.
+    let text = std::fs::read_to_string(w.env()?.log_file(Component::Pgbouncer)).unwrap_or_default();
     let said = match (result, diagnose::pgbouncer_log(&text)) {
         (_, Some(d)) => d.to_string(),
         (Ok(()), None) => "PgBouncer started".to_string(),
@@ -221,13 +220,12 @@ async fn generic_as_rendered(w: &mut World) -> Result<()> {
 
 #[when("a client connects through PgBouncer to the metadata database while the harness watches PgBouncer's log")]
 async fn connect_watching(w: &mut World) -> Result<()> {
-    let s = w.stack()?;
-    let p = s.pgbouncer.as_ref().context("PgBouncer is not running")?;
-    let offset = p.log_text().len();
-    let target = s.metadata_target(s.client_password.expose());
+    let s = w.env()?;
+    let cursor = s.log_cursor(Component::Pgbouncer);
+    let target = s.metadata_target(s.client_password())?;
     // Past PgBouncer's client_login_timeout (60 s): the diagnosis must not wait for it.
     let (outcome, elapsed) =
-        diagnose::connect_watching(&target, &p.log, offset, Duration::from_secs(75)).await;
+        diagnose::connect_watching(s, &target, cursor, Duration::from_secs(75)).await;
     let said = match outcome {
         Watched::Diagnosed(d) => d.to_string(),
         Watched::Failed(e) => format!("the client failed: {e}"),

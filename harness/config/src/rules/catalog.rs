@@ -80,6 +80,9 @@ rules! {
     RELEASE_NAME = "KRB023" "release-name" Warning,
         "`releaseName` is missing or not a DNS label; the PgBouncer database aliases (`<release>-metadata`) and services are named after it.",
         "Set `releaseName` to lower-case letters, digits and `-` (at most 63).";
+    ONE_POD_CREDENTIAL = "KRB024" "one-pod-credential" Error,
+        "The metadata and result-backend users are different principals; one PgBouncer pod logs in to PostgreSQL with one default Kerberos credential (the fork passes `GSS_C_NO_CREDENTIAL`, and MIT Kerberos takes the first principal of the injected keytab), so PostgreSQL refuses the connection whose user is the other principal (`provided user name ... and authenticated user name ... do not match`).",
+        "Use the pod's principal (`KERBEROS_USER`) as the `user` of both connections; a second principal needs a PgBouncer pod of its own.";
     MANUAL_CONNECTION_STRINGS = "KRB101" "manual-connection-strings" Error,
         "`astronomer.houston.config.deployments.manualConnectionStrings.enabled` is not `true`; Houston then ignores the deployment's connection JSON.",
         "Set `astronomer.houston.config.deployments.manualConnectionStrings.enabled: true`.";

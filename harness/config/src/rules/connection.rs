@@ -123,6 +123,25 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
             );
         }
     }
+    // Two principals of one realm: the pod still has one default credential (KRB005 covers
+    // two realms).
+    let users: Vec<&str> = v
+        .databases
+        .iter()
+        .filter_map(|db| db.conn.and_then(|c| c.user.as_deref()))
+        .filter(|u| principal_problem(u).is_none())
+        .collect();
+    if let ([meta, rb], [meta_realm, rb_realm]) = (&users[..], &realms[..]) {
+        if meta != rb && meta_realm == rb_realm {
+            sink.add(
+                &ONE_POD_CREDENTIAL,
+                format!("{}.user", super::RESULT_BACKEND),
+                format!(
+                    "result-backend user `{rb}` is another principal than metadata user `{meta}`; PgBouncer logs in to both databases as one of them"
+                ),
+            );
+        }
+    }
 }
 
 /// Why `user` is not `<username>@<REALM>`, if it is not.
