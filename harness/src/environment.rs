@@ -307,6 +307,34 @@ impl Environment {
         self.stack.pg.replace_keytab(keytab).await
     }
 
+    // --- day-two faults (features/fault.feature) ---------------------------------------------
+
+    /// Stops the KDC (the KDC-down fault); [`Environment::restart_kdc`] brings it back.
+    pub async fn stop_kdc(&mut self) {
+        self.stack.realm.stop().await;
+    }
+
+    /// The KDC back on the same port and database after [`Environment::stop_kdc`].
+    pub async fn restart_kdc(&mut self) -> Result<()> {
+        self.stack.realm.restart_kdc().await
+    }
+
+    /// The KDC stops answering without going away (it keeps its socket: a hung KDC).
+    pub async fn pause_kdc(&self) -> Result<()> {
+        self.stack.realm.pause_kdc().await
+    }
+
+    /// A paused KDC answers again.
+    pub async fn resume_kdc(&self) -> Result<()> {
+        self.stack.realm.resume_kdc().await
+    }
+
+    /// PgBouncer's next server login needs the KDC: the tickets it cached from the injected
+    /// keytab go.
+    pub fn forget_pgbouncer_tickets(&self) -> Result<()> {
+        self.pgbouncer()?.forget_tickets()
+    }
+
     // --- diagnosis and teardown ---------------------------------------------------------------
 
     /// What a person needs to see first when a scenario failed: PgBouncer's pools and servers,

@@ -11,6 +11,7 @@ pub mod child;
 pub mod component;
 pub mod envctl;
 pub mod environment;
+pub mod fault;
 pub mod http;
 pub mod kind;
 pub mod logs;

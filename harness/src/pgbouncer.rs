@@ -16,6 +16,27 @@ use crate::substrate::{Endpoint, LogCursor, Place, Running, Substrate};
 /// The user of PgBouncer's admin console, with a per-run password.
 pub const ADMIN_USER: &str = "harness_admin";
 
+/// The ticket cache MIT fills from the injected keytab, inside PgBouncer's directory.
+pub const TICKET_CACHE: &str = "krb5cc";
+
+/// Which PgBouncer runs: the Kerberos-capable build, or Debian's source as shipped (what the
+/// generic image is: no GSSAPI), built by the same recipe with `--unpatched`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Build {
+    #[default]
+    Kerberos,
+    Generic,
+}
+
+impl Build {
+    fn dir_name(self, key: &str) -> String {
+        match self {
+            Build::Kerberos => key.to_string(),
+            Build::Generic => format!("unpatched-{key}"),
+        }
+    }
+}
+
 fn recipe_dir() -> PathBuf {
     crate::run::workspace_root().join("pgbouncer")
 }
@@ -35,18 +56,28 @@ pub fn build_key() -> Result<String> {
 
 /// Where the binary for the current patch lives (built or not).
 pub fn binary_path() -> Result<PathBuf> {
+    build_path(Build::Kerberos)
+}
+
+/// Where a build's binary lives; its directory also keeps the configured source tree.
+pub fn build_path(build: Build) -> Result<PathBuf> {
     Ok(crate::run::workspace_root()
         .join("target/pgbouncer")
-        .join(build_key()?)
+        .join(build.dir_name(&build_key()?))
         .join("bin/pgbouncer"))
 }
 
 /// The binary, building it first when the patch changed. Builds go to a staging directory and are
 /// renamed into place, so two runs building at once never see a half-written binary.
 pub async fn ensure_built() -> Result<PathBuf> {
+    ensure(Build::Kerberos).await
+}
+
+/// [`ensure_built`] for either build.
+pub async fn ensure(build: Build) -> Result<PathBuf> {
     // Concurrent scenarios of one run wait for a single build.
     static BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let bin = binary_path()?;
+    let bin = build_path(build)?;
     if bin.exists() {
         return Ok(bin);
     }
@@ -64,11 +95,16 @@ pub async fn ensure_built() -> Result<PathBuf> {
     let staging = tempfile::Builder::new()
         .prefix(".build-")
         .tempdir_in(base)?;
-    let step = crate::progress::step(
-        "pgbouncer: building the Kerberos-capable PgBouncer (Debian source + pgbouncer/gssapi-server-login.patch)",
-    );
-    let mut child = tokio::process::Command::new("bash")
-        .arg(recipe_dir().join("build.sh"))
+    let step = crate::progress::step(match build {
+        Build::Kerberos => "pgbouncer: building the Kerberos-capable PgBouncer (Debian source + pgbouncer/gssapi-server-login.patch)",
+        Build::Generic => "pgbouncer: building Debian's PgBouncer as shipped (no GSSAPI: the generic image)",
+    });
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg(recipe_dir().join("build.sh"));
+    if build == Build::Generic {
+        cmd.arg("--unpatched");
+    }
+    let mut child = cmd
         .arg(staging.path())
         .env("PGBOUNCER_SRC_CACHE", base.join("src-cache"))
         .stdout(std::process::Stdio::piped())
@@ -112,6 +148,8 @@ pub struct PgbouncerSpec {
     pub krb5_conf: String,
     /// The injected keytab (harness side); None: the injector did not select the pod.
     pub keytab: Option<PathBuf>,
+    /// Which PgBouncer runs the ini.
+    pub build: Build,
 }
 
 pub struct Pgbouncer {
@@ -135,7 +173,7 @@ impl Pgbouncer {
         place: Place,
         spec: PgbouncerSpec,
     ) -> Result<Pgbouncer> {
-        let bin = ensure_built().await?;
+        let bin = ensure(spec.build).await?;
         let admin_password = Secret::generate();
         let mut users = String::new();
         for (u, p) in spec.users.iter().chain(std::iter::once(&(
@@ -156,7 +194,10 @@ impl Pgbouncer {
             .file("krb5.conf", spec.krb5_conf, 0o644)
             .file("trace-pgbouncer.log", Vec::new(), 0o644)
             .env("KRB5_CONFIG", place.path_str("krb5.conf")?)
-            .env("KRB5CCNAME", format!("FILE:{}", place.path_str("krb5cc")?))
+            .env(
+                "KRB5CCNAME",
+                format!("FILE:{}", place.path_str(TICKET_CACHE)?),
+            )
             .env("KRB5_TRACE", place.path_str("trace-pgbouncer.log")?)
             .port("pgbouncer", spec.port)
             .run_as(RunAs::ServiceUser)
@@ -238,12 +279,25 @@ impl Pgbouncer {
         self.process.as_mut().is_some_and(|p| p.is_running())
     }
 
+    /// Drops the ticket cache MIT filled from the injected keytab, so the next server login must
+    /// fetch a TGT and a service ticket from the KDC first (as after a pod restart, or once the
+    /// cached tickets expire). Like [`Pgbouncer::stop`], it works on the harness's copy of the
+    /// place, which is the place itself on the local tier.
+    pub fn forget_tickets(&self) -> Result<()> {
+        let cache = self.place.artifacts.join(TICKET_CACHE);
+        match std::fs::remove_file(&cache) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", cache.display())),
+        }
+    }
+
     pub async fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {
             p.stop().await;
         }
         // The ticket cache MIT filled from the injected keytab is a credential: it must not
         // outlive the process in the artifacts.
-        let _ = std::fs::remove_file(self.place.artifacts.join("krb5cc"));
+        let _ = self.forget_tickets();
     }
 }

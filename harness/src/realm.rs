@@ -133,17 +133,47 @@ impl Realm {
             )
             .await?;
 
-        let spec = Spec::new("kdc", tools::path("krb5kdc")?)
-            .args(["-n", "-r", &realm.realm])
-            .envs(&realm.admin_env()?)
-            .port("kdc", kdc_port)
-            .ready_when(Readiness::Port("kdc".into()), Duration::from_secs(10));
-        let kdc = realm.substrate.start(&realm.place, spec).await?;
-        // The harness's clients dial the KDC where the substrate published it.
-        let own = realm.krb5_conf_for(&kdc.endpoint("kdc")?)?;
-        std::fs::write(&realm.krb5_conf, own)?;
-        realm.kdc = Some(kdc);
+        realm.start_kdc().await?;
         Ok(realm)
+    }
+
+    /// `krb5kdc` in the foreground on the realm's port and database.
+    async fn start_kdc(&mut self) -> Result<()> {
+        let spec = Spec::new("kdc", tools::path("krb5kdc")?)
+            .args(["-n", "-r", &self.realm])
+            .envs(&self.admin_env()?)
+            .port("kdc", self.kdc_port)
+            .ready_when(Readiness::Port("kdc".into()), Duration::from_secs(10));
+        let kdc = self.substrate.start(&self.place, spec).await?;
+        // The harness's clients dial the KDC where the substrate published it.
+        let own = self.krb5_conf_for(&kdc.endpoint("kdc")?)?;
+        std::fs::write(&self.krb5_conf, own)?;
+        self.kdc = Some(kdc);
+        Ok(())
+    }
+
+    /// The KDC back on the same port and database after [`Realm::stop`] (the KDC-down fault).
+    pub async fn restart_kdc(&mut self) -> Result<()> {
+        if self.is_running() {
+            bail!("the KDC of {} is still running", self.realm);
+        }
+        self.start_kdc().await
+    }
+
+    /// Freezes the running KDC (it keeps its socket and answers nothing: a hung KDC).
+    pub async fn pause_kdc(&self) -> Result<()> {
+        self.running_kdc()?.pause().await
+    }
+
+    /// Lets a paused KDC answer again.
+    pub async fn resume_kdc(&self) -> Result<()> {
+        self.running_kdc()?.resume().await
+    }
+
+    fn running_kdc(&self) -> Result<&dyn Running> {
+        self.kdc
+            .as_deref()
+            .with_context(|| format!("the KDC of {} is not running", self.realm))
     }
 
     /// krb5.conf for a client that reaches the KDC at `kdc`.

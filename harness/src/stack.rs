@@ -161,6 +161,8 @@ pub struct PgbouncerOptions {
     /// Further `key=value` settings appended to the metadata database's extra
     /// (`extraIniMetadata`, on its `[databases]` line).
     pub metadata_extra: Vec<String>,
+    /// Which PgBouncer runs the ini (the generic image is a breakage too).
+    pub build: crate::pgbouncer::Build,
 }
 
 pub struct Stack {
@@ -264,6 +266,7 @@ impl Stack {
                 .then(|| self.client_keytab.clone()),
             extra_ini: Vec::new(),
             metadata_extra: Vec::new(),
+            build: Default::default(),
         }
     }
 
@@ -297,6 +300,7 @@ impl Stack {
                 port,
                 krb5_conf: self.realm.peer_krb5_conf()?,
                 keytab: opts.keytab.clone(),
+                build: opts.build,
             },
         )
         .await?;
@@ -474,7 +478,8 @@ pub fn render_placed_ini(
     .is_some_and(|v| !v.is_empty());
     let every_db_has_one =
         per_db_spn(&pg.extra_ini_metadata) && per_db_spn(&pg.extra_ini_result_backend);
-    if !global_spn && !every_db_has_one {
+    // The generic build has no such setting, and no default of the fork to stand in for.
+    if !global_spn && !every_db_has_one && opts.build == crate::pgbouncer::Build::Kerberos {
         extra_lines.push(format!("server_krb_spn = {}", shape.names.server_spn));
     }
     let placement = Placement {
@@ -518,6 +523,7 @@ mod tests {
             keytab: None,
             extra_ini: Vec::new(),
             metadata_extra: Vec::new(),
+            build: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ mod deps;
 mod e2e;
 mod env;
 mod kind;
+mod pgbouncer_check;
 mod reach;
 mod render;
 mod soak;
@@ -89,6 +90,12 @@ enum Cmd {
     /// model, one line each (exit 1 on any). Astronomer's airflow-chart or platform chart is
     /// the intended input; README.md, "Holding the model against the real charts".
     ChartDiff(chart_diff::ChartDiffArgs),
+    /// PgBouncer's own regression suite (make check) on Debian's source with and without the
+    /// GSSAPI patch, and the comparison; exit 1 if the patch breaks a test.
+    PgbouncerCheck {
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -124,6 +131,7 @@ fn main() -> ExitCode {
         Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),
         Cmd::Render(args) => render::run(&args),
         Cmd::ChartDiff(args) => chart_diff::run(&args),
+        Cmd::PgbouncerCheck { offline } => pgbouncer_check::run(offline),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

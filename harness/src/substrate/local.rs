@@ -213,6 +213,14 @@ impl Process {
         Ok(p)
     }
 
+    fn signal_group(&self, signal: Signal) -> Result<()> {
+        let pgid = self
+            .pgid
+            .with_context(|| format!("{} is not running", self.name))?;
+        killpg(pgid, signal)
+            .with_context(|| format!("sending {signal} to {} (process group {pgid})", self.name))
+    }
+
     fn port(&self, name: &str) -> Result<u16> {
         self.ports
             .iter()
@@ -322,10 +330,20 @@ impl Running for Process {
         self.group.is_some_and(|g| killpg(g, None).is_ok())
     }
 
+    async fn pause(&self) -> Result<()> {
+        self.signal_group(Signal::SIGSTOP)
+    }
+
+    async fn resume(&self) -> Result<()> {
+        self.signal_group(Signal::SIGCONT)
+    }
+
     /// SIGTERM to the process group, a grace period, then SIGKILL.
     async fn stop(&mut self) {
         let Some(pgid) = self.pgid.take() else { return };
         let _ = killpg(pgid, Signal::SIGTERM);
+        // A paused group would sit out the whole grace period with the SIGTERM pending.
+        let _ = killpg(pgid, Signal::SIGCONT);
         let waited = tokio::time::timeout(self.stop_grace, self.child.wait()).await;
         if waited.is_err() {
             tracing::warn!(

@@ -168,7 +168,15 @@ pub trait Running: Send + Sync {
     /// True while anything the component started is still alive (forked children included).
     fn remains(&self) -> bool;
 
-    /// Stops it: a signal, its stop grace, then a kill; everything it started goes with it.
+    /// Freezes it without stopping it (locally SIGSTOP to its process group; a container would
+    /// be paused): it keeps its sockets and answers nothing, as a hung server does.
+    async fn pause(&self) -> Result<()>;
+
+    /// Lets a paused component run on.
+    async fn resume(&self) -> Result<()>;
+
+    /// Stops it: a signal, its stop grace, then a kill; everything it started goes with it (a
+    /// paused component too).
     async fn stop(&mut self);
 }
 

@@ -3,6 +3,7 @@
 mod airflow;
 mod config;
 pub mod context;
+mod fault;
 mod kerberos;
 mod pgbouncer;
 mod render;
@@ -76,6 +77,8 @@ pub struct World {
     pub airflow: airflow::AirflowState,
     /// The configuration files and lint result (features/config.feature).
     pub config: config::ConfigState,
+    /// Pooled load, KDC faults and diagnoses (features/fault.feature).
+    pub fault: fault::FaultState,
 }
 
 /// What a password client saw when it connected.
@@ -115,6 +118,7 @@ impl World {
             pgbouncer_refused: None,
             airflow: Default::default(),
             config: Default::default(),
+            fault: Default::default(),
         }
     }
 
