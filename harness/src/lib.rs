@@ -7,6 +7,7 @@ pub mod bench;
 pub mod child;
 pub mod component;
 pub mod envctl;
+pub mod kube;
 pub mod pgbouncer;
 pub mod ports;
 pub mod postgres;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use crate::apiserver;
 use crate::cargo;
 use crate::deps::{self, Need};
 
@@ -89,6 +90,13 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
 /// summary line (`e2e: N passed, N failed, N skipped`) stays the last line printed even when a
 /// scenario fails (cargo would add its own error lines after it).
 fn scenarios(a: &E2eArgs, deployment: Option<&Path>, values: Option<&Path>) -> Result<i32> {
+    // The API server is built only when its scenarios may run: its first build takes minutes.
+    let kube_apiserver = if apiserver::selected(a.tags.as_deref()) {
+        deps::ensure(&[Need::Apiserver], a.offline)?;
+        Some(apiserver::ensure_built(a.offline)?)
+    } else {
+        None
+    };
     let runner = cargo::test_binary(
         "building the harness and its scenario runner",
         "harness",
@@ -111,6 +119,10 @@ fn scenarios(a: &E2eArgs, deployment: Option<&Path>, values: Option<&Path>) -> R
         ("E2E_NAME", a.name.as_deref().map(std::ffi::OsStr::new)),
         ("E2E_DEPLOYMENT", deployment.map(Path::as_os_str)),
         ("E2E_VALUES", values.map(Path::as_os_str)),
+        (
+            apiserver::ENV,
+            kube_apiserver.as_deref().map(Path::as_os_str),
+        ),
     ];
     for (k, v) in optional {
         match v {

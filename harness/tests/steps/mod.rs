@@ -1,6 +1,7 @@
 //! The scenario world and the steps, grouped by the capability they exercise.
 
 mod airflow;
+mod apiserver;
 mod config;
 pub mod context;
 mod kerberos;
@@ -71,6 +72,8 @@ pub struct World {
     pub airflow: airflow::AirflowState,
     /// The configuration files and lint result (features/config.feature).
     pub config: config::ConfigState,
+    /// The API server tier (features/apiserver.feature).
+    pub kube: apiserver::KubeState,
 }
 
 /// What a password client saw when it connected.
@@ -109,6 +112,7 @@ impl World {
             pgbouncer_opts: None,
             airflow: Default::default(),
             config: Default::default(),
+            kube: Default::default(),
         }
     }
 
@@ -156,6 +160,7 @@ impl World {
         if let Some(mut s) = self.stack.take() {
             s.down().await;
         }
+        self.kube.stop().await;
         if let Some(dir) = &self.dir {
             context::scrub(dir, ctx.keep);
         }
