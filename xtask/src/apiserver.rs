@@ -74,7 +74,7 @@ pub fn ensure_built(offline: bool) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&staging);
     eprintln!(
         "xtask: building kube-apiserver v1.20.2 from Debian's `kubernetes` source package \
-         (once; about 5 minutes on 2 cores; log: {}/build.log)",
+         (once; 5-8 minutes on 2 cores, less with a warm Go cache; log: {}/build.log)",
         staging.display()
     );
     let start = Instant::now();
@@ -140,7 +140,7 @@ pub fn doctor_line() -> String {
     match binary() {
         Ok(b) if b.exists() => format!("  {:<3} {:<24} built: {}", "ok", "kube-apiserver", b.display()),
         Ok(b) => format!(
-            "  {:<3} {:<24} not built yet; `cargo xtask e2e --tags @apiserver` builds it from Debian's source (~5 min) into {}",
+            "  {:<3} {:<24} not built yet; `cargo xtask e2e --tags @apiserver` builds it from Debian's source (5-8 min) into {}",
             "--",
             "kube-apiserver",
             b.display()
