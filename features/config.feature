@@ -43,6 +43,15 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | file                     | rule   |
       | connection-field-missing | KRB002 |
       | connection-missing       | KRB002 |
+      | client-sslmode-require   | KRB026 |
+      | env-as-map               | KRB025 |
+      | env-value-from           | KRB025 |
+      | label-not-string         | KRB025 |
+      | pass-with-space          | KRB027 |
+      | pgbouncer-unknown-key    | KRB025 |
+      | port-quoted              | KRB025 |
+      | result-backend-sslmode-missing | KRB025 |
+      | unknown-connection-field | KRB025 |
       | extra-ini-section        | KRB015 |
       | extra-ini-syntax         | KRB015 |
       | extra-metadata-absent    | KRB006 |
@@ -68,6 +77,7 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | spn-missing              | KRB010 |
       | spn-realm-mismatch       | KRB012 |
       | sslmode-invalid          | KRB020 |
+      | two-principals           | KRB024 |
       | user-not-principal       | KRB003 |
       | unknown-field            | KRB001 |
 
@@ -86,7 +96,6 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | pass-literal             | KRB022 | info     |
       | realm-lowercase          | KRB004 | warning  |
       | release-name-invalid     | KRB023 | warning  |
-      | unknown-connection-field | KRB901 | warning  |
 
   Scenario Outline: A file that cannot be parsed stops lint with its position: <file>
     Given the deployment file "fixtures/malformed/<file>"
@@ -121,6 +130,7 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | labels-missing      | metadata       | server_gssauth_negotiate = allow                          | No credentials were supplied                                               |
       | labels-selector     | metadata       | server_gssauth_negotiate = allow                          | No credentials were supplied                                               |
       | spn-malformed       | metadata       | server_gssauth_negotiate = allow                          | Server db.example.test@EXAMPLE.TEST not found in Kerberos database         |
+      | two-principals      | result-backend | server_krb_spn = postgres/db.example.test@EXAMPLE.TEST    | GSSAPI authentication failed for user "celery_user@EXAMPLE.TEST"           |
 
   Scenario Outline: Run as written, <file> still reaches the database: the error is latent
     Given the deployment file "fixtures/deployments/broken/<file>.yaml"
@@ -137,3 +147,71 @@ Feature: The configuration a user applies is linted, and what it renders is what
       | extra-user-missing    |
       | extra-metadata-absent |
       | spn-missing           |
+
+  Scenario: Two principals, one pod: PgBouncer logs in to both databases with the pod's credential
+    # The fork asks for the default initiator credential (GSS_C_NO_CREDENTIAL); MIT Kerberos
+    # takes it from the injected keytab, which holds the pod's one principal. The metadata
+    # database works; the result backend, whose role is another principal, is refused.
+    Given the deployment file "fixtures/deployments/broken/two-principals.yaml"
+    When the deployment is linted
+    Then lint reports KRB024 as error in the deployment file
+    When the environment is built from the deployment file as written, errors included
+    And a client connects through PgBouncer to the metadata database as Airflow would
+    Then the connection succeeds
+    And pg_stat_gssapi shows the client's session GSS-authenticated as "{principal}"
+    When a client connects through PgBouncer to the result-backend database as Airflow would
+    Then the connection fails within 10 seconds with 'GSSAPI authentication failed for user "celery_user@EXAMPLE.TEST"'
+    And the PostgreSQL log says "provided user name (celery_user@EXAMPLE.TEST) and authenticated user name ({principal}) do not match"
+    And the PgBouncer log says "GSSAPI login to server rejected by server"
+
+  Scenario Outline: A control plane that breaks the flow is named by lint: <file>
+    Given the deployment file "fixtures/deployments/kerberos.yaml"
+    And the control plane values "fixtures/values/broken/<file>.yaml"
+    When the deployment is linted
+    Then lint exits with <exit>
+    And lint reports <rule> as <severity> in the values file
+
+    Examples:
+      | file                          | rule   | severity | exit |
+      | deployment-image-generic      | KRB113 | error    | 1    |
+      | deployment-image-old-tag      | KRB104 | warning  | 0    |
+      | extra-ini-disallowed          | KRB114 | error    | 1    |
+      | extra-ini-gate-unset          | KRB115 | warning  | 0    |
+      | houston-backend-connection    | KRB105 | error    | 1    |
+      | houston-db-alias              | KRB111 | error    | 1    |
+      | houston-db-target             | KRB106 | error    | 1    |
+      | houston-label-no-selector     | KRB108 | warning  | 0    |
+      | houston-label-rewrite         | KRB107 | error    | 1    |
+      | houston-labels-missing        | KRB109 | warning  | 0    |
+      | houston-pgbouncer-disabled    | KRB102 | error    | 1    |
+      | houston-url-config            | KRB116 | warning  | 0    |
+      | houston-url-in-secret         | KRB112 | info     | 0    |
+      | houston-user-mismatch         | KRB110 | error    | 1    |
+      | image-generic                 | KRB103 | error    | 1    |
+      | image-old-tag                 | KRB104 | warning  | 0    |
+      | manual-connection-strings-off | KRB101 | error    | 1    |
+      | prisma-params-missing         | KRB105 | error    | 1    |
+      | unknown-field                 | KRB901 | warning  | 1    |
+      | unmodelled-field              | KRB902 | info     | 0    |
+
+  Scenario Outline: What the platform <platform> renders is what its charts write
+    Given the deployment file "fixtures/deployments/kerberos.yaml"
+    And the control plane values "fixtures/values.yaml"
+    Then the <platform> render of "metadata-url.txt" is "postgresql://astro_user%40EXAMPLE.TEST:{pass}@kerberos-demo-pgbouncer.astronomer-kerberos-demo:6543/kerberos-demo-metadata?sslmode=prefer"
+    And the <platform> render of "result-backend-url.txt" is "db+postgresql://astro_user%40EXAMPLE.TEST:{pass}@kerberos-demo-pgbouncer:6543/kerberos-demo-result-backend?sslmode=prefer"
+    And the <platform> render of "pgbouncer.ini" says "pool_size=3 user=astro_user@EXAMPLE.TEST"
+    And the <platform> render of "pgbouncer-deployment.yaml" says "image: quay.io/astronomer/ap-pgbouncer-krb:1.25.0-2"
+    And the <platform> render of "pgbouncer-deployment.yaml" says "runAsUser: 65534"
+    And the <platform> render of "pgbouncer-deployment.yaml" says "<hardening>"
+    And the <platform> render of "houston-pgbouncer-deployment.yaml" says "krb_inject: enabled"
+
+    Examples:
+      | platform | hardening                    |
+      | 0.37.7   | allowPrivilegeEscalation: false |
+      | 1.1.0    | readOnlyRootFilesystem: true |
+
+  Scenario: Without the override every deployment's PgBouncer gets the generic image
+    Given the deployment file "fixtures/deployments/kerberos.yaml"
+    And the control plane values "fixtures/values/broken/deployment-image-generic.yaml"
+    Then the 1.1.0 render of "pgbouncer-deployment.yaml" says "image: quay.io/astronomer/ap-pgbouncer:1.24.1-4"
+    And the 0.37.7 render of "pgbouncer-deployment.yaml" says "image: quay.io/astronomer/ap-pgbouncer:1.24.1-2"

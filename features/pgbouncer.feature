@@ -59,3 +59,24 @@ Feature: Clients reach the Kerberized database through PgBouncer with a password
     Given PgBouncer is started with server_gssauth_negotiate "disable"
     When a client connects through PgBouncer to the metadata database
     Then the connection fails within 10 seconds with "server_gssauth_negotiate = disable"
+
+  Scenario: A per-database server_krb_spn wins over the global one
+    Given PgBouncer is started with server_krb_spn "postgres/wrong.{db_host}@{realm}" and the metadata database's server_krb_spn "{spn}"
+    When a client connects through PgBouncer to the metadata database
+    Then the connection succeeds
+    And pg_stat_gssapi shows the client's session GSS-authenticated as "{principal}"
+    And the PgBouncer log says "GSSAPI login to server succeeded (spn={spn}, client={principal})"
+
+  Scenario: An empty server_krb_spn falls back to the host-based name of the [databases] host
+    # The fork then asks for postgres@<host> (GSS_C_NT_HOSTBASED_SERVICE), which the default
+    # realm turns into postgres/<host>@<realm>: a server holding that key admits it.
+    Given the database server's keytab holds only "postgres/{postgres_host}@{realm}"
+    And PgBouncer is started with server_krb_spn ""
+    When a client connects through PgBouncer to the metadata database
+    Then the connection succeeds
+    And pg_stat_gssapi shows the client's session GSS-authenticated as "{principal}"
+    And the PgBouncer log says "GSSAPI login to server succeeded (spn=postgres/{postgres_host}, client={principal})"
+
+  Scenario: An invalid server_gssauth_negotiate value is a configuration error
+    When PgBouncer is started with the invalid server_gssauth_negotiate "maybe"
+    Then PgBouncer refuses to start, naming "server_gssauth_negotiate"

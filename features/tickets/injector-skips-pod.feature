@@ -19,12 +19,14 @@ Feature: Ticket: PgBouncer starts, but it has no Kerberos credentials
         host: pg-airflow.corp.example.com
         port: 5432
         db: analytics_airflow
+        sslmode: prefer
       resultBackendConnectionJson:
         user: svc_airflow@CORP.EXAMPLE.COM
         pass: ${generated}
         host: pg-airflow.corp.example.com
         port: 5432
         db: analytics_airflow
+        sslmode: prefer
       pgbouncerConfig:
         labels:
           kerberos-inject: "true"

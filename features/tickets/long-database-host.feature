@@ -20,12 +20,14 @@ Feature: Ticket: a stale keytab on a database with a long host name
         host: customer-production-metadata-db-primary.us-east-1.internal.corp.example.com
         port: 5432
         db: finance_airflow
+        sslmode: prefer
       resultBackendConnectionJson:
         user: svc_airflow@CORP.EXAMPLE.COM
         pass: ${generated}
         host: customer-production-metadata-db-primary.us-east-1.internal.corp.example.com
         port: 5432
         db: finance_airflow
+        sslmode: prefer
       pgbouncerConfig:
         labels:
           krb-inject: enabled

@@ -17,12 +17,14 @@ Feature: Ticket: the Airflow UI reports the metadatabase unhealthy; PgBouncer ha
         host: airflowdb.prod.corp.example.com
         port: 5432
         db: airflow_meta
+        sslmode: prefer
       resultBackendConnectionJson:
         user: svc_airflow
         pass: ${generated}
         host: airflowdb.prod.corp.example.com
         port: 5432
         db: airflow_meta
+        sslmode: prefer
       pgbouncerConfig:
         labels:
           krb-inject: enabled

@@ -4,23 +4,25 @@
 //! without the cached migrated schema.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 
+use crate::airflow::{Knobs, Version};
+use crate::environment::Environment;
 use crate::probe::sql;
 use crate::run::RunDir;
-use crate::stack::{Shape, Stack};
+use crate::stack::Shape;
+use crate::substrate::Substrate;
 
 /// One harness run: realm, PostgreSQL, PgBouncer, then the query that proves GSS.
-async fn kerberos_stack_once(dir: &Path) -> Result<Duration> {
+async fn kerberos_stack_once(substrate: Arc<dyn Substrate>, dir: &Path) -> Result<Duration> {
     let started = Instant::now();
-    let mut stack = Stack::up(dir, Shape::default()).await?;
+    let mut env = Environment::up_with_pgbouncer(substrate, dir, Shape::default()).await?;
     let result = async {
-        let opts = stack.default_pgbouncer_options();
-        stack.start_pgbouncer(&opts).await?;
         let client = sql::connect(
-            &stack.metadata_target(stack.client_password.expose()),
+            &env.metadata_target(env.client_password())?,
             Duration::from_secs(10),
         )
         .await
@@ -37,7 +39,7 @@ async fn kerberos_stack_once(dir: &Path) -> Result<Duration> {
         Ok(started.elapsed())
     }
     .await;
-    stack.down().await;
+    env.down().await;
     result
 }
 
@@ -47,11 +49,11 @@ async fn baseline_once(dir: &Path) -> Result<Duration> {
 
 /// The naive full flow (harness/bench/naive-airflow-flow.sh): the naive stack, then Airflow
 /// migrated and started by hand, until every component is healthy over HTTP.
-async fn airflow_baseline_once(dir: &Path, version: crate::airflow::Version) -> Result<Duration> {
-    let venv = crate::airflow::venv::ensure(version).await?;
+async fn airflow_baseline_once(dir: &Path, version: Version, offline: bool) -> Result<Duration> {
+    let venv = crate::airflow::venv::ensure(version, offline).await?;
     let major = match version {
-        crate::airflow::Version::Airflow3 => "3",
-        crate::airflow::Version::Airflow2 => "2",
+        Version::Airflow3 => "3",
+        Version::Airflow2 => "2",
     };
     let venv = venv.display().to_string();
     naive_once(
@@ -153,13 +155,31 @@ struct FullFlow {
 /// Realm, PostgreSQL, PgBouncer and Airflow from nothing to every component healthy over HTTP:
 /// once without the cached migrated schema (cold: `airflow db migrate` through PgBouncer), then
 /// with it (warm). The venv install is a one-time cost, paid before timing like the PgBouncer
-/// build. The version is E2E_AIRFLOW's (3 by default).
-async fn full_flow(run: &RunDir, runs: usize) -> Result<FullFlow> {
-    let version = crate::airflow::Version::from_env()?;
-    crate::airflow::venv::ensure(version).await?;
+/// build. The version is the run's `airflow` setting (3 by default).
+async fn full_flow(
+    substrate: Arc<dyn Substrate>,
+    run: &RunDir,
+    runs: usize,
+    version: Version,
+    knobs: &Knobs,
+) -> Result<FullFlow> {
+    crate::airflow::venv::ensure(version, knobs.offline).await?;
+    let cold_knobs = Knobs {
+        use_template: false,
+        ..knobs.clone()
+    };
+    let warm_knobs = Knobs {
+        use_template: true,
+        ..knobs.clone()
+    };
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
-    let (cold, cold_phases) =
-        crate::airflow::full_flow_once(&run.subdir("airflow-cold")?, version, false).await?;
+    let (cold, cold_phases) = crate::airflow::full_flow_once(
+        substrate.clone(),
+        &run.subdir("airflow-cold")?,
+        version,
+        cold_knobs,
+    )
+    .await?;
     eprintln!(
         "bench: Airflow {} cold (migrate): {:.3} s",
         version.pin(),
@@ -170,9 +190,10 @@ async fn full_flow(run: &RunDir, runs: usize) -> Result<FullFlow> {
     // Each run starts five Python processes: three samples keep the bench under a few minutes.
     for i in 0..runs.min(3) {
         let (d, p) = crate::airflow::full_flow_once(
+            substrate.clone(),
             &run.subdir(&format!("airflow-warm-{i}"))?,
             version,
-            true,
+            warm_knobs.clone(),
         )
         .await?;
         eprintln!(
@@ -185,7 +206,7 @@ async fn full_flow(run: &RunDir, runs: usize) -> Result<FullFlow> {
         phases.push(serde_json::json!({format!("warm-{i}"): p}));
     }
     // One sample: by hand the flow takes half a minute, and it is the yardstick, not the figure.
-    let baseline = airflow_baseline_once(&run.subdir("airflow-naive")?, version)
+    let baseline = airflow_baseline_once(&run.subdir("airflow-naive")?, version, knobs.offline)
         .await
         .map(|d| round(d.as_secs_f64()))
         .map_err(|e| format!("{e:#}"));
@@ -218,20 +239,28 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-pub async fn run(runs: usize, out: Option<&Path>) -> Result<()> {
+/// The bench on `substrate`, Airflow `version` run with `knobs`.
+pub async fn run(
+    substrate: Arc<dyn Substrate>,
+    runs: usize,
+    out: Option<&Path>,
+    version: Version,
+    knobs: Knobs,
+) -> Result<()> {
     let runs = runs.max(1);
     let run = RunDir::create(&crate::run::workspace_root().join("target/bench"))?;
     // One-time costs (the PgBouncer build, the template cluster) are paid before timing, as a
     // developer's second run would find them cached.
     crate::pgbouncer::ensure_built().await?;
-    kerberos_stack_once(&run.subdir("warmup")?).await?;
-    let flow = full_flow(&run, runs).await?;
+    kerberos_stack_once(substrate.clone(), &run.subdir("warmup")?).await?;
+    let flow = full_flow(substrate.clone(), &run, runs, version, &knobs).await?;
     let mut harness_s = Vec::new();
     let mut baseline_s = Vec::new();
     let mut baseline_error = None;
     for i in 0..runs {
         // Interleaved, so drift in machine load affects both sides alike.
-        let d = kerberos_stack_once(&run.subdir(&format!("harness-{i}"))?).await?;
+        let d =
+            kerberos_stack_once(substrate.clone(), &run.subdir(&format!("harness-{i}"))?).await?;
         harness_s.push(d.as_secs_f64());
         if baseline_error.is_none() {
             match baseline_once(&run.subdir(&format!("baseline-{i}"))?).await {
@@ -293,8 +322,8 @@ pub async fn run(runs: usize, out: Option<&Path>) -> Result<()> {
     // The targets (issue 3) are set for the default flow, Airflow 3; Airflow 2 is reported
     // against them for comparison only.
     let scope = match flow.version {
-        crate::airflow::Version::Airflow3 => "",
-        crate::airflow::Version::Airflow2 => " (set for Airflow 3)",
+        Version::Airflow3 => "",
+        Version::Airflow2 => " (set for Airflow 3)",
     };
     let verdict = |v: f64, t: f64| {
         let met = if v <= t { "met" } else { "NOT met" };

@@ -6,12 +6,11 @@
 //!
 //! Every binary of the harness calls [`dispatch`] first thing in `main`.
 
-pub const CHILD_VAR: &str = "HARNESS_CHILD";
-
 /// If this process was started as a probe child, runs the probe and exits; otherwise returns.
 pub fn dispatch() {
+    use crate::probe::gss::{CHILD_VAR, GSS_LOGIN};
     match std::env::var(CHILD_VAR).as_deref() {
-        Ok("gss-login") => {
+        Ok(GSS_LOGIN) => {
             let code = crate::probe::gss::child_main();
             std::process::exit(code);
         }

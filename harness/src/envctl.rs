@@ -4,44 +4,42 @@
 //! Airflow first.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::airflow::{Airflow, Options, Version};
+use crate::airflow::{Airflow, Knobs, Options, Version};
+use crate::environment::{Component, Environment};
+use crate::replay::Policy;
 use crate::secret::write_private;
-use crate::stack::{Shape, Stack};
+use crate::stack::Shape;
+use crate::substrate::Substrate;
 
+/// Serves an environment in `dir`: the reference one, or a replayed deployment file (with its
+/// values and replay policy: `Reproduce` builds a broken file as written, so its failure can be
+/// poked at by hand); with Airflow of a version, run with the given knobs.
 pub async fn serve(
+    substrate: Arc<dyn Substrate>,
     dir: &Path,
-    deployment: Option<&Path>,
-    values: Option<&Path>,
-    airflow: Option<Version>,
+    deployment: Option<(&Path, Option<&Path>, Policy)>,
+    airflow: Option<(Version, Knobs)>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     crate::run::make_traversable(dir)?;
     let shape = match deployment {
-        Some(f) => {
-            // The same policy as the e2e runner: `--reproduce` (E2E_REPLAY=reproduce) builds a
-            // broken file as written, so its failure can be poked at by hand.
-            let policy: crate::replay::Policy =
-                std::env::var("E2E_REPLAY").unwrap_or_default().parse()?;
-            crate::replay::load(f, values, policy)?.shape
-        }
+        Some((f, values, policy)) => crate::replay::load(f, values, policy)?.shape,
         None => Shape::default(),
     };
-    let mut stack = Stack::up(dir, shape).await?;
+    let mut env = Environment::up_with_pgbouncer(substrate, dir, shape).await?;
     let mut af: Option<Airflow> = None;
     let result = async {
-        let opts = stack.default_pgbouncer_options();
-        stack.start_pgbouncer(&opts).await?;
-        if let Some(version) = airflow {
+        if let Some((version, knobs)) = airflow {
             println!("starting Airflow {} behind PgBouncer", version.pin());
-            let a = af.insert(
-                Airflow::start(&stack, &Options::new(version), &dir.join("airflow")).await?,
-            );
+            let opts = Options::new(version, knobs);
+            let a = af.insert(Airflow::start(&env, &opts, &dir.join("airflow")).await?);
             a.wait_healthy(std::time::Duration::from_secs(300)).await?;
         }
-        describe(dir, &stack, af.as_ref())?;
+        describe(dir, &env, af.as_ref())?;
         println!("environment ready: {}", dir.join("env.json").display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -56,29 +54,34 @@ pub async fn serve(
     if let Some(mut a) = af.take() {
         a.stop().await;
     }
-    stack.down().await;
+    env.down().await;
     let _ = std::fs::remove_file(dir.join("env.sh"));
     let _ = std::fs::remove_file(dir.join("env.json"));
     result
 }
 
 /// `env.json` for `env status` (no secrets), `env.sh` (0600) for `env shell`.
-fn describe(dir: &Path, s: &Stack, af: Option<&Airflow>) -> Result<()> {
+fn describe(dir: &Path, env: &Environment, af: Option<&Airflow>) -> Result<()> {
+    let shape = env.shape();
+    let kdc = env.endpoint(Component::Kdc)?;
+    let pg = env.endpoint(Component::Postgres)?;
+    let pgb = env.endpoint(Component::Pgbouncer)?;
     let mut info = serde_json::json!({
         "pid": std::process::id(),
-        "realm": s.shape.realm,
-        "principal": s.shape.principal,
-        "spn": s.shape.spn,
-        "db_host": s.shape.db_host,
-        "kdc_port": s.realm.port,
-        "postgres_port": s.pg.port,
-        "pgbouncer_port": s.pgbouncer_port,
-        "metadata_alias": s.shape.metadata_alias(),
-        "result_backend_alias": s.shape.result_backend_alias(),
+        "tier": env.tier().to_string(),
+        "realm": shape.names.realm,
+        "principal": shape.names.client_principal,
+        "spn": shape.names.server_spn,
+        "db_host": shape.names.db_host,
+        "kdc": kdc.to_string(),
+        "postgres": pg.to_string(),
+        "pgbouncer": pgb.to_string(),
+        "metadata_alias": shape.metadata_alias(),
+        "result_backend_alias": shape.result_backend_alias(),
         "logs": {
-            "kdc": s.realm.log(),
-            "postgres": s.pg.log,
-            "pgbouncer": s.dir.join("pgbouncer/pgbouncer.log"),
+            "kdc": env.log_file(Component::Kdc),
+            "postgres": env.log_file(Component::Postgres),
+            "pgbouncer": env.log_file(Component::Pgbouncer),
         },
     });
     if let Some(a) = af {
@@ -92,33 +95,33 @@ fn describe(dir: &Path, s: &Stack, af: Option<&Airflow>) -> Result<()> {
     }
     std::fs::write(dir.join("env.json"), serde_json::to_string_pretty(&info)?)
         .context("writing env.json")?;
-    let client_env = s.realm.client_env("shell", Some(&s.client_keytab));
+    let client_env = env.client_env("shell", Some(env.client_keytab()));
     let mut sh = String::from(
         "# Sourced by `cargo xtask env shell`. Holds a password: mode 0600, do not share.\n",
     );
     for (k, v) in &client_env {
         sh += &format!("export {k}='{v}'\n");
     }
+    let metadata = env.metadata_target(env.client_password())?;
     sh += &format!(
-        "export PGHOST=127.0.0.1 PGPORT={} PGUSER='{}' PGDATABASE='{}' PGPASSWORD='{}'\n",
-        s.pgbouncer_port,
-        s.shape.principal,
-        s.shape.metadata_alias(),
-        s.client_password.expose()
+        "export PGHOST={} PGPORT={} PGUSER='{}' PGDATABASE='{}' PGPASSWORD='{}'\n",
+        metadata.host, metadata.port, metadata.user, metadata.database, metadata.password
     );
+    // The SPN's host name, dialled at the server's address: what PgBouncer asks the KDC for.
     sh += &format!(
-        "alias psql-direct=\"psql 'host={} hostaddr=127.0.0.1 port={} dbname={} user={}'\"\n",
-        s.shape.db_host, s.pg.port, s.shape.metadata_db, s.shape.principal
+        "alias psql-direct=\"psql 'host={} hostaddr={} port={} dbname={} user={}'\"\n",
+        shape.names.db_host,
+        pg.host,
+        pg.port,
+        shape.names.metadata_db,
+        shape.names.client_principal
     );
-    sh += &format!(
-        "alias pgbouncer-admin=\"PGPASSWORD='{}' psql -h 127.0.0.1 -p {} -U {} pgbouncer\"\n",
-        s.pgbouncer
-            .as_ref()
-            .map(|p| p.admin_password.expose().to_string())
-            .unwrap_or_default(),
-        s.pgbouncer_port,
-        crate::pgbouncer::ADMIN_USER
-    );
+    if let Some(admin) = env.admin_target() {
+        sh += &format!(
+            "alias pgbouncer-admin=\"PGPASSWORD='{}' psql -h {} -p {} -U {} {}\"\n",
+            admin.password, admin.host, admin.port, admin.user, admin.database
+        );
+    }
     if let Some(a) = af {
         sh += &format!(
             "export AIRFLOW_URL='{}' AIRFLOW_ADMIN_USER='{}' AIRFLOW_ADMIN_PASSWORD='{}'\n",
@@ -127,6 +130,6 @@ fn describe(dir: &Path, s: &Stack, af: Option<&Airflow>) -> Result<()> {
             a.admin_password.expose()
         );
     }
-    sh += &format!("export PS1='[krb {}] \\w\\$ '\n", s.shape.realm);
+    sh += &format!("export PS1='[krb {}] \\w\\$ '\n", shape.names.realm);
     write_private(&dir.join("env.sh"), sh.as_bytes())
 }

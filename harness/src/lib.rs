@@ -1,15 +1,20 @@
 //! The Kerberized-database e2e harness: a throwaway MIT realm, a GSSAPI-only PostgreSQL, a
-//! Kerberos-capable PgBouncer and (later) Airflow, started for real on this machine, plus the
-//! probes that prove the path is Kerberized and name the failure when it is not.
+//! Kerberos-capable PgBouncer and Airflow, started for real by a substrate (the local one:
+//! processes on loopback), plus the probes that prove the path is Kerberized and name the
+//! failure when it is not. Steps and commands use one [`environment::Environment`]; components
+//! describe themselves with a tier-neutral [`component::Spec`] and run through a
+//! [`substrate::Substrate`].
 
 pub mod airflow;
 pub mod bench;
 pub mod child;
 pub mod component;
 pub mod envctl;
+pub mod environment;
+pub mod kind;
 pub mod kube;
+pub mod logs;
 pub mod pgbouncer;
-pub mod ports;
 pub mod postgres;
 pub mod probe;
 pub mod progress;
@@ -20,5 +25,4 @@ pub mod run;
 pub mod secret;
 pub mod stack;
 pub mod substrate;
-pub mod template;
 pub mod tools;

@@ -1,16 +1,17 @@
 //! The Kerberos-capable PgBouncer: built once from Debian's source plus this project's GSSAPI
-//! patch (`pgbouncer/`), cached under `target/` by the patch's hash, and run with a rendered ini.
+//! patch (`pgbouncer/`), cached under `target/` by the patch's hash, and run in its place with
+//! the ini harness-config renders from the deployment (the harness's own lines are in it).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::component::{Readiness, RunAs, Spec};
-use crate::secret::{write_private, Secret};
-use crate::substrate::local::Process;
-use crate::tools::give_to_service_user;
+use crate::secret::Secret;
+use crate::substrate::{Endpoint, LogCursor, Place, Running, Substrate};
 
 /// The user of PgBouncer's admin console, with a per-run password.
 pub const ADMIN_USER: &str = "harness_admin";
@@ -99,30 +100,42 @@ pub async fn ensure_built() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// What a PgBouncer instance needs: its rendered ini (without the harness lines), users, and the
-/// Kerberos environment the credential injector would give the pod.
+/// What a PgBouncer instance needs: its rendered ini (placed in `place`, listening on `port`),
+/// users, the krb5.conf and the keytab the credential injector would give the pod.
 pub struct PgbouncerSpec {
-    /// The ini as the platform renders it, with local placement already applied.
+    /// The ini as the platform renders it, with the placement already applied.
     pub ini: String,
     /// `(user, password)` pairs for users.txt; written as SCRAM verifiers.
     pub users: Vec<(String, Secret)>,
     pub port: u16,
-    pub krb_env: Vec<(String, String)>,
+    /// krb5.conf as components dial the KDC.
+    pub krb5_conf: String,
+    /// The injected keytab (harness side); None: the injector did not select the pod.
+    pub keytab: Option<PathBuf>,
 }
 
 pub struct Pgbouncer {
-    pub dir: PathBuf,
-    pub port: u16,
-    pub log: PathBuf,
     pub admin_password: Secret,
-    process: Option<Process>,
+    place: Place,
+    substrate: Arc<dyn Substrate>,
+    process: Option<Box<dyn Running>>,
 }
 
 impl Pgbouncer {
-    pub async fn start(dir: &Path, spec: PgbouncerSpec) -> Result<Pgbouncer> {
+    /// The place PgBouncer runs in and the port it listens on there, chosen before its ini is
+    /// rendered (the ini names both).
+    pub fn place(substrate: &dyn Substrate, dir: &Path) -> Result<(Place, u16)> {
+        let place = substrate.place("pgbouncer", dir, RunAs::ServiceUser)?;
+        let port = substrate.listen_port(&place, "pgbouncer", 6543)?;
+        Ok((place, port))
+    }
+
+    pub async fn start(
+        substrate: Arc<dyn Substrate>,
+        place: Place,
+        spec: PgbouncerSpec,
+    ) -> Result<Pgbouncer> {
         let bin = ensure_built().await?;
-        std::fs::create_dir_all(dir)?;
-        give_to_service_user(dir)?;
         let admin_password = Secret::generate();
         let mut users = String::new();
         for (u, p) in spec.users.iter().chain(std::iter::once(&(
@@ -136,24 +149,16 @@ impl Pgbouncer {
                 verifier
             ));
         }
-        let users_path = dir.join("users.txt");
-        write_private(&users_path, users.as_bytes())?;
-        give_to_service_user(&users_path)?;
-        let ini_path = dir.join("pgbouncer.ini");
-        std::fs::write(&ini_path, &spec.ini)?;
-        give_to_service_user(&ini_path)?;
-        let log = dir.join("pgbouncer.log");
-        std::fs::write(&log, "")?;
-        give_to_service_user(&log)?;
-        for (k, v) in &spec.krb_env {
-            if k == "KRB5_TRACE" {
-                std::fs::write(v, "")?;
-                give_to_service_user(Path::new(v))?;
-            }
-        }
-        let proc_spec = Spec::new("pgbouncer", &bin)
-            .arg(ini_path.display().to_string())
-            .envs(&spec.krb_env)
+        let mut proc_spec = Spec::new("pgbouncer", &bin)
+            .arg(place.path_str("pgbouncer.ini")?)
+            .file("users.txt", users, 0o600)
+            .file("pgbouncer.ini", spec.ini, 0o644)
+            .file("krb5.conf", spec.krb5_conf, 0o644)
+            .file("trace-pgbouncer.log", Vec::new(), 0o644)
+            .env("KRB5_CONFIG", place.path_str("krb5.conf")?)
+            .env("KRB5CCNAME", format!("FILE:{}", place.path_str("krb5cc")?))
+            .env("KRB5_TRACE", place.path_str("trace-pgbouncer.log")?)
+            .port("pgbouncer", spec.port)
             .run_as(RunAs::ServiceUser)
             // Its own "listening" line, not a TCP connect: a port another program holds would
             // answer the connect while PgBouncer itself failed to bind and exited.
@@ -161,29 +166,72 @@ impl Pgbouncer {
                 Readiness::LogLine(format!(r"listening on \S+:{}\b", spec.port)),
                 Duration::from_secs(15),
             );
-        let mut proc_spec = proc_spec;
+        // The credential injector's job: a keytab in the pod, readable by PgBouncer only.
+        let keytab = match &spec.keytab {
+            Some(kt) => {
+                let bytes = std::fs::read(kt)
+                    .with_context(|| format!("keytab {} is missing", kt.display()))?;
+                proc_spec = proc_spec.file("injected.keytab", bytes, 0o600);
+                "injected.keytab"
+            }
+            // A keytab that does not exist, so no default keytab is used by accident.
+            None => "not-injected.keytab",
+        };
+        proc_spec = proc_spec.env(
+            "KRB5_CLIENT_KTNAME",
+            format!("FILE:{}", place.path_str(keytab)?),
+        );
         proc_spec.stop_grace = Duration::from_secs(3);
-        let process = Process::start(&proc_spec, &log).await?;
+        let process = substrate.start(&place, proc_spec).await?;
         Ok(Pgbouncer {
-            dir: dir.to_path_buf(),
-            port: spec.port,
-            log,
             admin_password,
+            place,
+            substrate,
             process: Some(process),
         })
     }
 
-    /// The harness's own lines for an ini: where to listen, the auth file, the admin console.
-    /// They go before the platform's `extraIni`, which must stay last as the chart renders it.
-    pub fn harness_lines(dir: &Path, port: u16) -> String {
-        format!(
-            "; --- placed by the harness for the local tier (TCP only; admin console for diagnosis) ---\nunix_socket_dir =\nadmin_users = {ADMIN_USER}\nstats_users = {ADMIN_USER}\n; listen_port {port} and auth_file {} are set above\n",
-            dir.join("users.txt").display()
-        )
+    fn running(&self) -> Result<&dyn Running> {
+        self.process.as_deref().context("PgBouncer is not running")
+    }
+
+    /// PgBouncer as the harness dials it.
+    pub fn endpoint(&self) -> Result<Endpoint> {
+        self.running()?.endpoint("pgbouncer")
+    }
+
+    /// The ini it runs with, as placed.
+    pub async fn ini(&self) -> Result<String> {
+        let bytes = self
+            .substrate
+            .read_file(&self.place, "pgbouncer.ini")
+            .await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.process
+            .as_ref()
+            .map(|p| p.log_file())
+            .unwrap_or_else(|| self.place.artifacts.join("pgbouncer.log"))
+    }
+
+    pub fn log_cursor(&self) -> LogCursor {
+        self.process
+            .as_ref()
+            .map(|p| p.log_cursor())
+            .unwrap_or_default()
+    }
+
+    pub fn log_since(&self, cursor: LogCursor) -> String {
+        self.process
+            .as_ref()
+            .map(|p| p.log_since(cursor))
+            .unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.log_since(LogCursor::default())
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -196,6 +244,6 @@ impl Pgbouncer {
         }
         // The ticket cache MIT filled from the injected keytab is a credential: it must not
         // outlive the process in the artifacts.
-        let _ = std::fs::remove_file(self.dir.join("krb5cc"));
+        let _ = std::fs::remove_file(self.place.artifacts.join("krb5cc"));
     }
 }

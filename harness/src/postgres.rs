@@ -1,16 +1,16 @@
 //! A private PostgreSQL cluster that admits the Kerberos user through GSSAPI only, over plain TCP
-//! or TLS, on a free loopback port, with the configuration from `postgres/`.
+//! or TLS, in the place its substrate gives it, with the configuration from `postgres/`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::component::{Readiness, RunAs, Spec};
-use crate::ports;
-use crate::substrate::local::{run_tool, Process};
-use crate::template;
+use crate::component::{Exec, File, Readiness, RunAs, Spec};
+use crate::substrate::{Endpoint, LogCursor, Place, Running, Substrate};
 use crate::tools::{self, give_to_service_user};
+use harness_config::render::fill;
 
 const POSTGRESQL_CONF: &str = include_str!("../../postgres/postgresql.conf.tmpl");
 const PG_HBA: &str = include_str!("../../postgres/pg_hba.conf.tmpl");
@@ -22,100 +22,127 @@ pub struct ClusterSpec {
     pub realm: String,
     /// The database host name as clients know it; the TLS certificate is issued for it.
     pub host: String,
-    /// Keytab holding `postgres/<host>@<REALM>`.
+    /// The keytab holding `postgres/<host>@<REALM>` (harness side; placed beside the server).
     pub server_keytab: PathBuf,
-    /// The login role, named exactly like the Kerberos principal.
-    pub role: String,
-    pub databases: Vec<String>,
-    /// The KRB5_CONFIG the server uses.
-    pub krb5_conf: PathBuf,
+    /// The login roles, each named exactly like a Kerberos principal.
+    pub roles: Vec<String>,
+    /// `(database, owner)`: each owned by the role of the connection that uses it.
+    pub databases: Vec<(String, String)>,
+    /// The krb5.conf the server uses (the KDC as components dial it).
+    pub krb5_conf: String,
 }
 
 pub struct Cluster {
-    pub dir: PathBuf,
-    pub port: u16,
-    pub socket_dir: PathBuf,
-    pub log: PathBuf,
     pub spec: ClusterSpec,
-    process: Option<Process>,
+    place: Place,
+    substrate: Arc<dyn Substrate>,
+    port: u16,
+    socket_dir: PathBuf,
+    server: Option<Box<dyn Running>>,
     _socket_tmp: tempfile::TempDir,
 }
 
 impl Cluster {
     /// initdb, configuration, certificate, start, then the role and databases.
-    pub async fn start(dir: &Path, spec: ClusterSpec) -> Result<Cluster> {
-        let data = dir.join("pgdata");
+    pub async fn start(
+        substrate: Arc<dyn Substrate>,
+        dir: &Path,
+        spec: ClusterSpec,
+    ) -> Result<Cluster> {
+        let place = substrate.place("postgres", dir, RunAs::ServiceUser)?;
         // Unix socket paths are limited to 107 bytes, too short for run directories: the socket
-        // lives in a private directory under /tmp, removed with the cluster.
+        // (the superuser's way in) lives in a private directory under /tmp, removed with the
+        // cluster.
         let socket_tmp = tempfile::Builder::new()
             .prefix("harness-pg-")
             .tempdir_in("/tmp")?;
         let socket_dir = socket_tmp.path().to_path_buf();
         crate::run::make_traversable(&socket_dir)?;
-        give_to_service_user(dir)?;
         give_to_service_user(&socket_dir)?;
 
-        let (init, cert) = tokio::join!(initdb(&data), self_signed_cert(dir, &spec.host));
+        let (init, cert) = tokio::join!(
+            initdb(substrate.as_ref(), &place),
+            self_signed_cert(substrate.as_ref(), &place, &spec.host)
+        );
         init?;
-        let (cert, key) = cert?;
+        cert?;
 
-        let port = ports::free_port()?;
+        let port = substrate.listen_port(&place, "postgres", 5432)?;
         let port_s = port.to_string();
         // The server reads its keytab as the service user; the harness keeps the original.
-        let keytab = dir.join("server.keytab");
-        std::fs::copy(&spec.server_keytab, &keytab).with_context(|| {
+        let keytab = std::fs::read(&spec.server_keytab).with_context(|| {
             format!(
                 "server keytab {} is missing or unreadable",
                 spec.server_keytab.display()
             )
         })?;
-        give_to_service_user(&keytab)?;
-        let vars = [
-            ("port", port_s.as_str()),
-            ("socket_dir", path_str(&socket_dir)?),
-            ("keytab", path_str(&keytab)?),
-            ("tls_cert", path_str(&cert)?),
-            ("tls_key", path_str(&key)?),
-            ("realm", spec.realm.as_str()),
-        ];
-        let conf = template::fill("postgres/postgresql.conf.tmpl", POSTGRESQL_CONF, &vars)?;
-        append(&data.join("postgresql.conf"), &conf)?;
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            template::fill("postgres/pg_hba.conf.tmpl", PG_HBA, &vars)?,
-        )?;
-        // Copies for people reading the artifacts.
-        std::fs::write(dir.join("postgresql.conf.rendered"), &conf)?;
-        std::fs::copy(data.join("pg_hba.conf"), dir.join("pg_hba.conf.rendered"))?;
-
-        let log = dir.join("postgres.log");
-        let server = Spec::new("postgres", tools::path("postgres")?)
-            .args(["-D", path_str(&data)?])
-            .env("KRB5_CONFIG", spec.krb5_conf.display().to_string())
-            .env("KRB5RCACHEDIR", socket_dir.display().to_string())
-            .env(
-                "KRB5_TRACE",
-                dir.join("trace-postgres.log").display().to_string(),
+        substrate
+            .put_file(&place, File::new("server.keytab", keytab, 0o600))
+            .await?;
+        substrate
+            .put_file(
+                &place,
+                File::new("krb5.conf", spec.krb5_conf.clone().into_bytes(), 0o644),
             )
+            .await?;
+        let vars = [
+            ("bind", place.bind.clone()),
+            ("clients", place.clients.clone()),
+            ("port", port_s),
+            ("socket_dir", path_str(&socket_dir)?.to_string()),
+            ("keytab", place.path_str("server.keytab")?),
+            ("tls_cert", place.path_str("server.crt")?),
+            ("tls_key", place.path_str("server.key")?),
+            ("realm", spec.realm.clone()),
+        ];
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let conf = fill("postgres/postgresql.conf.tmpl", POSTGRESQL_CONF, &vars)?;
+        let hba = fill("postgres/pg_hba.conf.tmpl", PG_HBA, &vars)?;
+        let initdb_conf = substrate
+            .read_file(&place, "pgdata/postgresql.conf")
+            .await?;
+        let mut full = String::from_utf8_lossy(&initdb_conf).into_owned();
+        full += &format!("\n{conf}\n");
+        substrate
+            .put_file(
+                &place,
+                File::new("pgdata/postgresql.conf", full.into_bytes(), 0o600),
+            )
+            .await?;
+        substrate
+            .put_file(
+                &place,
+                File::new("pgdata/pg_hba.conf", hba.clone().into_bytes(), 0o600),
+            )
+            .await?;
+        // Copies for people reading the artifacts.
+        std::fs::write(place.artifacts.join("postgresql.conf.rendered"), &conf)?;
+        std::fs::write(place.artifacts.join("pg_hba.conf.rendered"), &hba)?;
+        // Created up front so the service user can write it.
+        substrate
+            .put_file(&place, File::new("trace-postgres.log", Vec::new(), 0o644))
+            .await?;
+
+        let server = Spec::new("postgres", tools::path("postgres")?)
+            .args(["-D".to_string(), place.path_str("pgdata")?])
+            .env("KRB5_CONFIG", place.path_str("krb5.conf")?)
+            .env("KRB5RCACHEDIR", socket_dir.display().to_string())
+            .env("KRB5_TRACE", place.path_str("trace-postgres.log")?)
+            .port("postgres", port)
             .run_as(RunAs::ServiceUser)
             .ready_when(
                 Readiness::LogLine("database system is ready to accept connections".into()),
                 Duration::from_secs(30),
             );
-        // Created up front so the service user can write it.
-        std::fs::write(&log, "")?;
-        give_to_service_user(&log)?;
-        std::fs::write(dir.join("trace-postgres.log"), "")?;
-        give_to_service_user(&dir.join("trace-postgres.log"))?;
-        let process = Process::start(&server, &log).await?;
+        let server = substrate.start(&place, server).await?;
 
         let cluster = Cluster {
-            dir: dir.to_path_buf(),
+            spec,
+            place,
+            substrate,
             port,
             socket_dir,
-            log,
-            spec,
-            process: Some(process),
+            server: Some(server),
             _socket_tmp: socket_tmp,
         };
         cluster.create_role_and_databases().await?;
@@ -124,11 +151,15 @@ impl Cluster {
 
     async fn create_role_and_databases(&self) -> Result<()> {
         let client = self.superuser("postgres").await?;
-        let role = self.spec.role.replace('"', "\"\"");
-        let mut sql = template::fill("postgres/init.sql.tmpl", INIT_SQL, &[("role", &role)])?;
-        for db in &self.spec.databases {
-            let db = db.replace('"', "\"\"");
-            sql += &template::fill(
+        let quote = |name: &str| name.replace('"', "\"\"");
+        let mut sql = String::new();
+        for role in &self.spec.roles {
+            let role = quote(role);
+            sql += &fill("postgres/init.sql.tmpl", INIT_SQL, &[("role", &role)])?;
+        }
+        for (db, owner) in &self.spec.databases {
+            let (db, role) = (quote(db), quote(owner));
+            sql += &fill(
                 "postgres/database.sql.tmpl",
                 DATABASE_SQL,
                 &[("db", &db), ("role", &role)],
@@ -150,7 +181,21 @@ impl Cluster {
         Ok(())
     }
 
-    /// A superuser session over the Unix socket (trust for `postgres` only).
+    fn server(&self) -> Result<&dyn Running> {
+        self.server.as_deref().context("PostgreSQL is not running")
+    }
+
+    /// The server as the harness dials it.
+    pub fn endpoint(&self) -> Result<Endpoint> {
+        self.server()?.endpoint("postgres")
+    }
+
+    /// The server as PgBouncer dials it.
+    pub fn peer_endpoint(&self) -> Result<Endpoint> {
+        self.server()?.peer_endpoint("postgres")
+    }
+
+    /// A superuser session (trust for `postgres` over the server's Unix socket only).
     pub async fn superuser(&self, db: &str) -> Result<tokio_postgres::Client> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host_path(&self.socket_dir)
@@ -168,44 +213,72 @@ impl Cluster {
         Ok(client)
     }
 
-    /// The byte offset of the end of the server log: assert only on what comes after it.
-    pub fn log_offset(&self) -> u64 {
-        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    /// A superuser's `pg_dump`/`psql` connection options (`-h SOCKET -p PORT -U postgres`),
+    /// for tools the harness runs beside the server.
+    pub fn superuser_args(&self) -> Result<Vec<String>> {
+        Ok(vec![
+            "-h".into(),
+            path_str(&self.socket_dir)?.into(),
+            "-p".into(),
+            self.port.to_string(),
+            "-U".into(),
+            "postgres".into(),
+        ])
     }
 
-    pub fn log_since(&self, offset: u64) -> String {
-        let text = std::fs::read(&self.log).unwrap_or_default();
-        let start = (offset as usize).min(text.len());
-        String::from_utf8_lossy(&text[start..]).into_owned()
+    /// The server log (harness side).
+    pub fn log(&self) -> PathBuf {
+        self.server
+            .as_ref()
+            .map(|s| s.log_file())
+            .unwrap_or_else(|| self.place.artifacts.join("postgres.log"))
     }
 
-    /// What PostgreSQL said since `offset`, for assertions on its GSS error texts. PostgreSQL
+    /// The end of the server log: assert only on what comes after it.
+    pub fn log_cursor(&self) -> LogCursor {
+        self.server
+            .as_ref()
+            .map(|s| s.log_cursor())
+            .unwrap_or_default()
+    }
+
+    pub fn log_since(&self, cursor: LogCursor) -> String {
+        self.server
+            .as_ref()
+            .map(|s| s.log_since(cursor))
+            .unwrap_or_default()
+    }
+
+    /// What PostgreSQL said since `cursor`, for assertions on its GSS error texts. PostgreSQL
     /// keeps at most 128 bytes of a GSS status message: a long service principal pushes the end
     /// of a message like "... kvno 3 not found in keytab; keytab is likely out of date" off the
     /// cut, and the server logs "incomplete GSS error report" instead. The Kerberos library's
     /// trace of the same server (trace-postgres.log) holds the whole message, so when the log
     /// admits a cut, the trace follows it.
-    pub fn gss_log_since(&self, offset: u64) -> String {
-        with_trace_when_cut(self.log_since(offset), || {
-            std::fs::read_to_string(self.dir.join("trace-postgres.log")).unwrap_or_default()
+    pub fn gss_log_since(&self, cursor: LogCursor) -> String {
+        with_trace_when_cut(self.log_since(cursor), || {
+            std::fs::read_to_string(self.place.artifacts.join("trace-postgres.log"))
+                .unwrap_or_default()
         })
     }
 
     /// Swaps the server keytab; PostgreSQL reads it on every GSS login, no reload needed.
-    pub fn replace_keytab(&self, keytab: &Path) -> Result<()> {
-        let dest = self.dir.join("server.keytab");
-        std::fs::copy(keytab, &dest)?;
-        give_to_service_user(&dest)
+    pub async fn replace_keytab(&self, keytab: &Path) -> Result<()> {
+        let bytes = std::fs::read(keytab)
+            .with_context(|| format!("keytab {} is missing", keytab.display()))?;
+        self.substrate
+            .put_file(&self.place, File::new("server.keytab", bytes, 0o600))
+            .await
     }
 
     pub async fn stop(&mut self) {
-        if let Some(mut p) = self.process.take() {
+        if let Some(mut p) = self.server.take() {
             p.stop().await;
         }
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.process.as_mut().is_some_and(|p| p.is_running())
+        self.server.as_mut().is_some_and(|p| p.is_running())
     }
 }
 
@@ -218,20 +291,23 @@ fn strip_comments(stmt: &str) -> String {
         .to_string()
 }
 
-async fn initdb(data: &Path) -> Result<()> {
+async fn initdb(substrate: &dyn Substrate, place: &Place) -> Result<()> {
     // initdb is the slowest step of the stack (~0.5 s); a pristine cluster made once per
     // PostgreSQL version is copied instead, which takes a tenth of that.
     let template = template_cluster().await?;
-    let status = tokio::process::Command::new("cp")
-        .args(["-a", path_str(&template)?, path_str(data)?])
-        .status()
-        .await?;
-    anyhow::ensure!(
-        status.success(),
-        "copying the template cluster {} failed",
-        template.display()
-    );
-    give_to_service_user(data)
+    substrate
+        .exec(
+            place,
+            Exec::new("copying the template cluster", "/bin/cp")
+                .args([
+                    "-a".to_string(),
+                    path_str(&template)?.into(),
+                    place.path_str("pgdata")?,
+                ])
+                .run_as(RunAs::ServiceUser),
+        )
+        .await
+        .map(drop)
 }
 
 async fn template_cluster() -> Result<PathBuf> {
@@ -255,24 +331,23 @@ async fn template_cluster() -> Result<PathBuf> {
     crate::run::make_traversable(staging.path())?;
     give_to_service_user(staging.path())?;
     let data = staging.path().join("data");
-    run_tool(
-        "initdb",
-        &initdb,
-        &[
-            "-D",
-            path_str(&data)?,
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-        ],
-        &[],
-        RunAs::ServiceUser,
+    tools::run(
+        &Exec::new("initdb", &initdb)
+            .args([
+                "-D",
+                path_str(&data)?,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ])
+            .run_as(RunAs::ServiceUser),
+        None,
     )
     .await?;
     // Another run may have won the race; either copy is as good.
@@ -285,49 +360,46 @@ async fn template_cluster() -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// A per-run self-signed certificate for the database host (EC keys: generated in milliseconds).
-async fn self_signed_cert(dir: &Path, host: &str) -> Result<(PathBuf, PathBuf)> {
-    let cert = dir.join("server.crt");
-    let key = dir.join("server.key");
-    run_tool(
-        "creating the TLS certificate",
-        &tools::path("openssl")?,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            path_str(&key)?,
-            "-out",
-            path_str(&cert)?,
-            "-days",
-            "2",
-            "-subj",
-            // X.509 caps a common name at 64 characters, and customers' database host names can
-            // be longer; clients match the subjectAltName, which has no such cap.
-            &format!("/CN={}", common_name(host)),
-            "-addext",
-            &format!("subjectAltName=DNS:{host},IP:127.0.0.1"),
-        ],
-        &[],
-        RunAs::Invoker,
-    )
-    .await?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
-    give_to_service_user(&key)?;
-    give_to_service_user(&cert)?;
-    Ok((cert, key))
-}
-
-fn append(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
-    writeln!(f, "\n{text}")?;
+/// A per-run self-signed certificate for the database host (EC keys: generated in milliseconds),
+/// made in the server's place.
+async fn self_signed_cert(substrate: &dyn Substrate, place: &Place, host: &str) -> Result<()> {
+    let key = place.path_str("server.key")?;
+    let cert = place.path_str("server.crt")?;
+    // The name clients verify, and the address peers dial it at.
+    let peer = match place.host.parse::<std::net::IpAddr>() {
+        Ok(_) => format!("IP:{}", place.host),
+        Err(_) => format!("DNS:{}", place.host),
+    };
+    let san = format!("subjectAltName=DNS:{host},{peer}");
+    substrate
+        .exec(
+            place,
+            Exec::new("creating the TLS certificate", tools::path("openssl")?)
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &cert,
+                    "-days",
+                    "2",
+                    "-subj",
+                    // X.509 caps a common name at 64 characters, and customers' database host
+                    // names can be longer; clients match the subjectAltName, which has no such cap.
+                    &format!("/CN={}", common_name(host)),
+                    "-addext",
+                    &san,
+                ])
+                // Owned by the server, which refuses a key others can read.
+                .run_as(RunAs::ServiceUser),
+        )
+        .await?;
     Ok(())
 }
 

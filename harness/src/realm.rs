@@ -1,18 +1,17 @@
 //! A throwaway MIT Kerberos realm per environment: krb5.conf and kdc.conf from `kdc/`, a fresh
-//! database, principals, keytabs exported once, and `krb5kdc` in the foreground on loopback.
+//! database, principals, keytabs exported once, and `krb5kdc` in the foreground in its place.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tokio::io::AsyncWriteExt;
 
-use crate::component::{Readiness, RunAs, Spec};
-use crate::ports;
+use crate::component::{Exec, File, Readiness, RunAs, Spec};
 use crate::secret::Secret;
-use crate::substrate::local::{run_tool, Process};
-use crate::template;
+use crate::substrate::{Endpoint, Place, Running, Substrate};
 use crate::tools;
+use harness_config::render::fill;
 
 const KRB5_CONF: &str = include_str!("../../kdc/krb5.conf.tmpl");
 const KDC_CONF: &str = include_str!("../../kdc/kdc.conf.tmpl");
@@ -53,111 +52,148 @@ pub fn validate_principal(p: &str) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct RealmSpec {
     pub realm: String,
-    /// Host names mapped to the realm in `[domain_realm]` (the database host, `localhost`).
+    /// Host names mapped to the realm in `[domain_realm]` (the database host).
     pub hosts: Vec<String>,
 }
 
+/// The realm: the KDC running in its place, and the admin tools run beside its database.
 pub struct Realm {
     pub realm: String,
-    pub dir: PathBuf,
+    /// The harness's own krb5.conf (the KDC as the harness dials it), for its clients and probes.
     pub krb5_conf: PathBuf,
-    pub kdc_conf: PathBuf,
-    pub port: u16,
-    process: Option<Process>,
+    dir: PathBuf,
+    place: Place,
+    substrate: Arc<dyn Substrate>,
+    kdc_port: u16,
+    domain_realm: String,
+    kdc: Option<Box<dyn Running>>,
 }
 
 impl Realm {
     /// Writes the configuration, creates the database and starts the KDC.
-    pub async fn start(dir: &Path, spec: &RealmSpec) -> Result<Realm> {
+    pub async fn start(
+        substrate: Arc<dyn Substrate>,
+        dir: &Path,
+        spec: &RealmSpec,
+    ) -> Result<Realm> {
         validate_realm(&spec.realm)?;
-        let db_dir = dir.join("kdc-db");
-        std::fs::create_dir_all(&db_dir)?;
-        let port = ports::free_port()?;
-        let port_s = port.to_string();
+        let place = substrate.place("kdc", dir, RunAs::Invoker)?;
+        let kdc_port = substrate.listen_port(&place, "kdc", 88)?;
         let domain_realm: String = spec
             .hosts
             .iter()
             .map(|h| format!("    {h} = {}\n", spec.realm))
             .collect();
-        let vars = [
-            ("realm", spec.realm.as_str()),
-            ("kdc_port", port_s.as_str()),
-            ("domain_realm", domain_realm.as_str()),
-            (
-                "db_dir",
-                db_dir.to_str().context("non-UTF-8 run directory")?,
-            ),
-        ];
-        let krb5_conf = dir.join("krb5.conf");
-        let kdc_conf = dir.join("kdc.conf");
-        std::fs::write(
-            &krb5_conf,
-            template::fill("kdc/krb5.conf.tmpl", KRB5_CONF, &vars)?,
-        )?;
-        std::fs::write(
-            &kdc_conf,
-            template::fill("kdc/kdc.conf.tmpl", KDC_CONF, &vars)?,
-        )?;
-        std::fs::write(db_dir.join("kadm5.acl"), "")?;
-
         let mut realm = Realm {
             realm: spec.realm.clone(),
+            krb5_conf: dir.join("krb5.conf"),
             dir: dir.to_path_buf(),
-            krb5_conf,
-            kdc_conf,
-            port,
-            process: None,
+            place,
+            substrate,
+            kdc_port,
+            domain_realm,
+            kdc: None,
         };
+        let peer = Endpoint {
+            host: realm.place.host.clone(),
+            port: kdc_port,
+        };
+        let kdc_port_s = kdc_port.to_string();
+        let db_dir = realm.place.path_str("kdc-db")?;
+        let kdc_conf = fill(
+            "kdc/kdc.conf.tmpl",
+            KDC_CONF,
+            &[
+                ("realm", spec.realm.as_str()),
+                ("bind", realm.place.bind.as_str()),
+                ("kdc_port", kdc_port_s.as_str()),
+                ("db_dir", db_dir.as_str()),
+            ],
+        )?;
+        let files = [
+            ("krb5.conf", realm.krb5_conf_for(&peer)?),
+            ("kdc.conf", kdc_conf),
+            ("kdc-db/kadm5.acl", String::new()),
+        ];
+        for (path, text) in files {
+            realm
+                .substrate
+                .put_file(&realm.place, File::new(path, text.into_bytes(), 0o644))
+                .await?;
+        }
         // The master key only protects this throwaway database; it is still never printed.
         let master = Secret::generate();
-        run_tool(
-            "creating the KDC database",
-            &tools::path("kdb5_util")?,
-            &["create", "-s", "-r", &spec.realm, "-P", master.expose()],
-            &realm.admin_env(),
-            RunAs::Invoker,
-        )
-        .await?;
+        realm
+            .substrate
+            .exec(
+                &realm.place,
+                Exec::new("creating the KDC database", tools::path("kdb5_util")?)
+                    .args(["create", "-s", "-r", &spec.realm, "-P", master.expose()])
+                    .envs(&realm.admin_env()?),
+            )
+            .await?;
 
         let spec = Spec::new("kdc", tools::path("krb5kdc")?)
             .args(["-n", "-r", &realm.realm])
-            .envs(&realm.admin_env())
-            .ready_when(Readiness::TcpPort(port), Duration::from_secs(10));
-        let log = dir.join("kdc.log");
-        realm.process = Some(Process::start(&spec, &log).await?);
+            .envs(&realm.admin_env()?)
+            .port("kdc", kdc_port)
+            .ready_when(Readiness::Port("kdc".into()), Duration::from_secs(10));
+        let kdc = realm.substrate.start(&realm.place, spec).await?;
+        // The harness's clients dial the KDC where the substrate published it.
+        let own = realm.krb5_conf_for(&kdc.endpoint("kdc")?)?;
+        std::fs::write(&realm.krb5_conf, own)?;
+        realm.kdc = Some(kdc);
         Ok(realm)
     }
 
-    /// The environment every admin tool runs with: private profile and configuration.
-    fn admin_env(&self) -> Vec<(String, String)> {
-        vec![
-            ("KRB5_CONFIG".into(), self.krb5_conf.display().to_string()),
-            (
-                "KRB5_KDC_PROFILE".into(),
-                self.kdc_conf.display().to_string(),
-            ),
-        ]
+    /// krb5.conf for a client that reaches the KDC at `kdc`.
+    fn krb5_conf_for(&self, kdc: &Endpoint) -> Result<String> {
+        let kdc = kdc.to_string();
+        fill(
+            "kdc/krb5.conf.tmpl",
+            KRB5_CONF,
+            &[
+                ("realm", self.realm.as_str()),
+                ("kdc", kdc.as_str()),
+                ("domain_realm", self.domain_realm.as_str()),
+            ],
+        )
+        .map_err(Into::into)
+    }
+
+    /// krb5.conf for another component (the KDC as components dial it), to place beside it.
+    pub fn peer_krb5_conf(&self) -> Result<String> {
+        self.krb5_conf_for(&Endpoint {
+            host: self.place.host.clone(),
+            port: self.kdc_port,
+        })
+    }
+
+    /// The environment every admin tool runs with inside the KDC's place: private profile and
+    /// configuration.
+    fn admin_env(&self) -> Result<Vec<(String, String)>> {
+        Ok(vec![
+            ("KRB5_CONFIG".into(), self.place.path_str("krb5.conf")?),
+            ("KRB5_KDC_PROFILE".into(), self.place.path_str("kdc.conf")?),
+        ])
     }
 
     /// Runs `kadmin.local` queries in one process (each extra process costs ~40 ms).
     pub async fn kadmin(&self, queries: &[String]) -> Result<String> {
-        let mut child = tokio::process::Command::new(tools::path("kadmin.local")?)
-            .args(["-r", &self.realm])
-            .envs(self.admin_env())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .context("could not start kadmin.local")?;
-        let mut stdin = child.stdin.take().unwrap();
         let script = queries.join("\n") + "\nquit\n";
-        stdin.write_all(script.as_bytes()).await?;
-        drop(stdin);
-        let out = child.wait_with_output().await?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let out = self
+            .substrate
+            .exec(
+                &self.place,
+                Exec::new("kadmin.local", tools::path("kadmin.local")?)
+                    .args(["-r", &self.realm])
+                    .envs(&self.admin_env()?)
+                    .stdin(script),
+            )
+            .await?;
         // kadmin.local exits 0 even when a query fails; its complaints go to stderr.
-        let errors: Vec<&str> = stderr
+        let errors: Vec<&str> = out
+            .stderr
             .lines()
             .filter(|l| {
                 !l.trim().is_empty()
@@ -165,29 +201,36 @@ impl Realm {
                     && !l.contains("Authenticating as")
             })
             .collect();
-        if !out.status.success() || !errors.is_empty() {
+        if !errors.is_empty() {
             bail!(
                 "kadmin.local failed for `{}`:\n{}",
                 queries.join("; "),
                 errors.join("\n")
             );
         }
-        Ok(stdout)
+        Ok(out.stdout)
     }
 
     /// Adds principals with random keys and exports each to its own keytab, once: every `ktadd`
     /// re-randomises the key and bumps the kvno, so exporting twice would stale the first keytab.
+    /// The keytab is exported in the KDC's place and handed to the harness at `keytab` (0600).
     pub async fn add_principals(&self, entries: &[(&str, &Path)]) -> Result<()> {
         let mut queries = Vec::new();
-        for (p, keytab) in entries {
+        let mut exports = Vec::new();
+        for (p, _) in entries {
             validate_principal(p)?;
+            // ktadd appends to an existing file: every export gets a file of its own.
+            static EXPORTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let export = format!("kdc-db/export-{n}-{}.keytab", crate::run::slug(p));
             queries.push(format!("addprinc -randkey {p}"));
-            queries.push(format!("ktadd -k {} {p}", keytab.display()));
+            queries.push(format!("ktadd -k {} {p}", self.place.path_str(&export)?));
+            exports.push(export);
         }
         self.kadmin(&queries).await?;
-        for (_, keytab) in entries {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(keytab, std::fs::Permissions::from_mode(0o600))?;
+        for ((_, keytab), export) in entries.iter().zip(&exports) {
+            let bytes = self.substrate.read_file(&self.place, export).await?;
+            crate::secret::write_private(keytab, &bytes)?;
         }
         Ok(())
     }
@@ -195,21 +238,15 @@ impl Realm {
     /// Re-randomises a principal's key (kvno + 1) without touching the keytabs already handed
     /// out: they become stale, as after a password rotation nobody propagated.
     pub async fn bump_kvno(&self, principal: &str) -> Result<()> {
-        let scratch = self.dir.join("secrets-rotated.keytab");
-        self.kadmin(&[format!("ktadd -k {} {principal}", scratch.display())])
-            .await?;
-        let _ = std::fs::remove_file(scratch);
-        Ok(())
-    }
-
-    pub async fn delete_principal(&self, principal: &str) -> Result<()> {
-        self.kadmin(&[format!("delprinc -force {principal}")])
+        let scratch = self.place.path_str("kdc-db/rotated.keytab")?;
+        self.kadmin(&[format!("ktadd -k {scratch} {principal}")])
             .await
             .map(drop)
     }
 
-    /// The environment of a Kerberos client that takes its identity from `keytab` (no kinit:
-    /// MIT acquires and renews initiator credentials itself), with a private cache and a trace.
+    /// The environment of a Kerberos client in the harness that takes its identity from
+    /// `keytab` (no kinit: MIT acquires and renews initiator credentials itself), with a
+    /// private cache and a trace.
     pub fn client_env(&self, who: &str, keytab: Option<&Path>) -> Vec<(String, String)> {
         let mut env = vec![
             ("KRB5_CONFIG".into(), self.krb5_conf.display().to_string()),
@@ -244,29 +281,44 @@ impl Realm {
     /// `kinit -k -t keytab principal` into the client's cache; the error text is kinit's.
     pub async fn kinit(&self, who: &str, principal: &str, keytab: &Path) -> Result<String> {
         let env = self.client_env(who, Some(keytab));
-        run_tool(
-            "kinit",
-            &tools::path("kinit")?,
-            &["-k", "-t", keytab.to_str().unwrap_or_default(), principal],
-            &env,
-            RunAs::Invoker,
+        tools::run(
+            &Exec::new("kinit", tools::path("kinit")?)
+                .args(["-k", "-t", keytab.to_str().unwrap_or_default(), principal])
+                .envs(&env),
+            None,
         )
         .await?;
-        run_tool("klist", &tools::path("klist")?, &[], &env, RunAs::Invoker).await
+        Ok(
+            tools::run(&Exec::new("klist", tools::path("klist")?).envs(&env), None)
+                .await?
+                .stdout,
+        )
     }
 
+    /// The KDC's log (harness side).
     pub fn log(&self) -> PathBuf {
-        self.dir.join("kdc.log")
+        self.kdc
+            .as_ref()
+            .map(|k| k.log_file())
+            .unwrap_or_else(|| self.dir.join("kdc.log"))
+    }
+
+    /// The KDC as the harness dials it.
+    pub fn endpoint(&self) -> Result<Endpoint> {
+        self.kdc
+            .as_ref()
+            .context("the KDC is not running")?
+            .endpoint("kdc")
     }
 
     pub async fn stop(&mut self) {
-        if let Some(mut p) = self.process.take() {
+        if let Some(mut p) = self.kdc.take() {
             p.stop().await;
         }
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.process.as_mut().is_some_and(|p| p.is_running())
+        self.kdc.as_mut().is_some_and(|p| p.is_running())
     }
 }
 

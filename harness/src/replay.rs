@@ -17,26 +17,10 @@ use harness_config::{
 
 use crate::stack::Shape;
 
-/// What to do with a file that has lint errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Policy {
-    #[default]
-    Refuse,
-    /// Build the environment from the file as written, errors included, when each error is in
-    /// [`REPRODUCIBLE`].
-    Reproduce,
-}
-
-impl std::str::FromStr for Policy {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Policy> {
-        match s {
-            "" | "refuse" => Ok(Policy::Refuse),
-            "reproduce" => Ok(Policy::Reproduce),
-            other => bail!("E2E_REPLAY `{other}` is not a replay policy: use `refuse` (the default) or `reproduce`"),
-        }
-    }
-}
+/// What to do with a file that has lint errors: refuse it, or (`Reproduce`) build the
+/// environment from the file as written when each error is in [`REPRODUCIBLE`]. One type with
+/// the run's settings, which parse it.
+pub use harness_config::settings::Replay as Policy;
 
 /// Errors whose effect the local tier reproduces as the platform would: the names Kerberos and
 /// PostgreSQL see, the extraIni PgBouncer runs, the injector's choice. Other errors (a missing
@@ -52,6 +36,7 @@ pub const REPRODUCIBLE: &[&str] = &[
     "KRB012", // SPN realm mismatch: no cross-realm trust to the named realm
     "KRB016", // no labels: the injector skips the pod, no credentials
     "KRB017", // labels match no selector: same
+    "KRB024", // two principals: PgBouncer logs in to both databases with the pod's one credential
 ];
 
 /// A deployment file read for replay.
@@ -206,14 +191,7 @@ fn shape_of(file: &Path, mut d: Deployment, selectors: Option<&[LabelSelector]>)
         _ => !env.labels.is_empty(),
     };
     Ok(Shape {
-        realm: env.realm.clone(),
-        principal: env.client_principal.clone(),
-        spn: format!("postgres/{}@{}", env.db_host, env.realm),
-        db_host: env.db_host,
-        release: env.release_name,
-        metadata_db: env.metadata_db,
-        result_backend_db: env.result_backend_db,
-        sslmode: env.sslmode,
+        names: env,
         deployment: d,
         credentials_injected,
     })
@@ -233,24 +211,18 @@ mod tests {
     fn the_reference_file_gives_the_reference_shape() {
         let s = shape_from_file(&fixture("kerberos.yaml")).unwrap();
         let r = Shape::default();
-        assert_eq!(
+        let core = |n: &harness_config::EnvironmentShape| {
             (
-                &s.realm,
-                &s.principal,
-                &s.db_host,
-                &s.spn,
-                &s.release,
-                &s.metadata_db
-            ),
-            (
-                &r.realm,
-                &r.principal,
-                &r.db_host,
-                &r.spn,
-                &r.release,
-                &r.metadata_db
+                n.realm.clone(),
+                n.client_principal.clone(),
+                n.db_host.clone(),
+                n.server_spn.clone(),
+                n.requested_spn.clone(),
+                n.release_name.clone(),
+                n.metadata_db.clone(),
             )
-        );
+        };
+        assert_eq!(core(&s.names), core(&r.names));
         assert!(s.credentials_injected);
     }
 
@@ -273,7 +245,14 @@ mod tests {
             Policy::Reproduce,
         )
         .unwrap();
-        assert_eq!(r.shape.spn, "postgres/db.example.test@EXAMPLE.TEST");
+        assert_eq!(
+            r.shape.names.server_spn,
+            "postgres/db.example.test@EXAMPLE.TEST"
+        );
+        assert_eq!(
+            r.shape.names.requested_spn,
+            "postgres/db.example.com@EXAMPLE.TEST"
+        );
         assert_eq!(
             r.shape.extra_ini_setting("server_krb_spn").as_deref(),
             Some("postgres/db.example.com@EXAMPLE.TEST")
@@ -331,7 +310,7 @@ mod tests {
             Policy::Reproduce,
         )
         .unwrap();
-        assert_eq!(r.shape.principal, "astro_user@EXAMPLE.TEST");
+        assert_eq!(r.shape.names.client_principal, "astro_user@EXAMPLE.TEST");
         assert_eq!(r.shape.metadata_user(), "astro_user");
     }
 }

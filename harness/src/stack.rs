@@ -2,6 +2,7 @@
 //! dependency order (PgBouncer needs the realm and the database) and stopped in reverse.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -9,32 +10,22 @@ use harness_config::model::{
     Connection, ConnectionField, Deployment, EnvList, EnvVar, JsonForm, PgbouncerConfig, StringMap,
     GENERATED_SECRET,
 };
-use harness_config::{Dial, Placement};
+use harness_config::{Dial, EnvironmentShape, Placement};
 
 use crate::pgbouncer::{Pgbouncer, PgbouncerSpec};
 use crate::postgres::{Cluster, ClusterSpec};
 use crate::realm::{Realm, RealmSpec};
 use crate::secret::Secret;
+use crate::substrate::{Endpoint, Substrate};
 
-/// The names an environment is built from, and the deployment variables it renders PgBouncer
-/// from. The reference configuration gives the defaults; a replayed deployment file gives a
-/// customer's own (see `replay`).
+/// What an environment is built from: the names (harness-config's [`EnvironmentShape`], read
+/// from the deployment by the one function that reads them, with the principal the server holds
+/// and the one PgBouncer requests as two fields), and the deployment variables PgBouncer's ini
+/// and users.txt are rendered from. The reference configuration gives the defaults; a replayed
+/// deployment file gives a customer's own (see `replay`).
 #[derive(Debug, Clone)]
 pub struct Shape {
-    pub realm: String,
-    /// The Kerberos principal the injector gives PgBouncer; the PostgreSQL role has exactly this
-    /// name.
-    pub principal: String,
-    /// The database host as configured (the SPN's host). Locally it is dialled at 127.0.0.1.
-    pub db_host: String,
-    /// The service principal the database server holds: `postgres/<db_host>@<realm>`, because
-    /// that is where the database is. What PgBouncer *asks* for is `server_krb_spn` in the
-    /// deployment's extraIni; the two differ exactly when a customer's SPN is wrong.
-    pub spn: String,
-    pub release: String,
-    pub metadata_db: String,
-    pub result_backend_db: String,
-    pub sslmode: String,
+    pub names: EnvironmentShape,
     /// The deployment variables (Houston's mutation) that PgBouncer's ini and users.txt are
     /// rendered from, with harness-config's renderer, as the deployment chart renders them.
     pub deployment: Deployment,
@@ -59,7 +50,7 @@ impl Shape {
     /// holds for the defaults).
     pub fn new(realm: &str, user: &str, db_host: &str, release: &str) -> Shape {
         let principal = format!("{user}@{realm}");
-        let spn = format!("postgres/{db_host}@{realm}");
+        let spn = harness_config::service_principal(db_host, realm);
         let db = format!("{}_airflow", release.replace('-', "_"));
         let connection = || ConnectionField {
             value: Connection {
@@ -93,26 +84,28 @@ impl Shape {
             }),
             ..Default::default()
         };
-        Shape {
-            realm: realm.into(),
-            principal,
-            db_host: db_host.into(),
-            spn,
-            release: release.into(),
-            metadata_db: db.clone(),
-            result_backend_db: db,
-            sslmode: "prefer".into(),
+        Shape::from_deployment(deployment, true)
+            .expect("the reference deployment built from valid names has every field")
+    }
+
+    /// The shape of `deployment` (the names through [`EnvironmentShape::from_deployment`]).
+    pub fn from_deployment(
+        deployment: Deployment,
+        credentials_injected: bool,
+    ) -> Result<Shape, harness_config::RenderError> {
+        Ok(Shape {
+            names: EnvironmentShape::from_deployment(&deployment)?,
             deployment,
-            credentials_injected: true,
-        }
+            credentials_injected,
+        })
     }
 
     pub fn metadata_alias(&self) -> String {
-        format!("{}-metadata", self.release)
+        format!("{}-metadata", self.names.release_name)
     }
 
     pub fn result_backend_alias(&self) -> String {
-        format!("{}-result-backend", self.release)
+        format!("{}-result-backend", self.names.release_name)
     }
 
     /// The user Airflow's metadata connection logs in to PgBouncer as (the connection's `user`;
@@ -121,14 +114,14 @@ impl Shape {
         self.deployment
             .metadata()
             .and_then(|c| c.user.clone())
-            .unwrap_or_else(|| self.principal.clone())
+            .unwrap_or_else(|| self.names.client_principal.clone())
     }
 
     pub fn result_backend_user(&self) -> String {
         self.deployment
             .result_backend()
             .and_then(|c| c.user.clone())
-            .unwrap_or_else(|| self.principal.clone())
+            .unwrap_or_else(|| self.names.client_principal.clone())
     }
 
     /// `server_gssauth_negotiate` and `server_krb_spn` as the deployment's extraIni sets them
@@ -139,14 +132,17 @@ impl Shape {
             .map(str::to_string)
     }
 
-    /// Replaces `{realm}`, `{principal}`, `{db_host}`, `{spn}`, `{release}` in scenario text, so
-    /// the same feature files run against a replayed configuration.
+    /// Replaces `{realm}`, `{principal}`, `{db_host}`, `{spn}` (the server's), `{requested_spn}`
+    /// (PgBouncer's) and `{release}` in scenario text, so the same feature files run against a
+    /// replayed configuration.
     pub fn expand(&self, text: &str) -> String {
-        text.replace("{realm}", &self.realm)
-            .replace("{principal}", &self.principal)
-            .replace("{db_host}", &self.db_host)
-            .replace("{spn}", &self.spn)
-            .replace("{release}", &self.release)
+        let n = &self.names;
+        text.replace("{realm}", &n.realm)
+            .replace("{principal}", &n.client_principal)
+            .replace("{db_host}", &n.db_host)
+            .replace("{requested_spn}", &n.requested_spn)
+            .replace("{spn}", &n.server_spn)
+            .replace("{release}", &n.release_name)
     }
 }
 
@@ -162,11 +158,15 @@ pub struct PgbouncerOptions {
     pub keytab: Option<PathBuf>,
     /// Further extraIni lines, appended after the deployment's own.
     pub extra_ini: Vec<String>,
+    /// Further `key=value` settings appended to the metadata database's extra
+    /// (`extraIniMetadata`, on its `[databases]` line).
+    pub metadata_extra: Vec<String>,
 }
 
 pub struct Stack {
     pub dir: PathBuf,
     pub shape: Shape,
+    pub substrate: Arc<dyn Substrate>,
     pub realm: Realm,
     pub pg: Cluster,
     pub pgbouncer: Option<Pgbouncer>,
@@ -174,25 +174,23 @@ pub struct Stack {
     pub server_keytab: PathBuf,
     /// The password of the metadata/result-backend user in users.txt (what Airflow sends).
     pub client_password: Secret,
-    /// The PgBouncer listen port, chosen once so configuration can name it before it starts.
-    pub pgbouncer_port: u16,
 }
 
 impl Stack {
-    /// Realm (with the client and service principals) and PostgreSQL (with the role and databases).
-    pub async fn up(dir: &Path, shape: Shape) -> Result<Stack> {
-        crate::realm::validate_principal(&shape.principal).context("the client principal")?;
-        crate::realm::validate_principal(&shape.spn).context("the service principal (SPN)")?;
-        let kdc_dir = dir.join("kdc");
+    /// Realm (with the client and service principals) and PostgreSQL (with the role and
+    /// databases), on `substrate`.
+    pub async fn up(substrate: Arc<dyn Substrate>, dir: &Path, shape: Shape) -> Result<Stack> {
+        let n = &shape.names;
+        crate::realm::validate_principal(&n.client_principal).context("the client principal")?;
+        crate::realm::validate_principal(&n.server_spn).context("the service principal (SPN)")?;
         let secrets = dir.join("secrets");
-        std::fs::create_dir_all(&kdc_dir)?;
         std::fs::create_dir_all(&secrets)?;
-        crate::run::make_traversable(&kdc_dir)?;
         let realm = Realm::start(
-            &kdc_dir,
+            substrate.clone(),
+            &dir.join("kdc"),
             &RealmSpec {
-                realm: shape.realm.clone(),
-                hosts: vec![shape.db_host.clone(), "localhost".into()],
+                realm: shape.names.realm.clone(),
+                hosts: vec![shape.names.db_host.clone()],
             },
         )
         .await?;
@@ -200,38 +198,56 @@ impl Stack {
         let server_keytab = secrets.join("server.keytab");
         realm
             .add_principals(&[
-                (&shape.principal, &client_keytab),
-                (&shape.spn, &server_keytab),
+                (&shape.names.client_principal, &client_keytab),
+                (&shape.names.server_spn, &server_keytab),
             ])
             .await?;
-        let pg_dir = dir.join("postgres");
-        std::fs::create_dir_all(&pg_dir)?;
-        let mut databases = vec![shape.metadata_db.clone()];
-        if shape.result_backend_db != shape.metadata_db {
-            databases.push(shape.result_backend_db.clone());
+        // A role per connection user that is a principal (the customer's database has them);
+        // each database is owned by the role of the connection that uses it.
+        let owner = |user: String| {
+            if user.contains('@') {
+                user
+            } else {
+                shape.names.client_principal.clone()
+            }
+        };
+        let (meta_owner, rb_owner) = (
+            owner(shape.metadata_user()),
+            owner(shape.result_backend_user()),
+        );
+        let mut roles = vec![shape.names.client_principal.clone()];
+        for r in [&meta_owner, &rb_owner] {
+            if !roles.contains(r) {
+                roles.push(r.clone());
+            }
+        }
+        let mut databases = vec![(shape.names.metadata_db.clone(), meta_owner)];
+        if shape.names.result_backend_db != shape.names.metadata_db {
+            databases.push((shape.names.result_backend_db.clone(), rb_owner));
         }
         let pg = Cluster::start(
-            &pg_dir,
+            substrate.clone(),
+            &dir.join("postgres"),
             ClusterSpec {
-                realm: shape.realm.clone(),
-                host: shape.db_host.clone(),
+                realm: shape.names.realm.clone(),
+                host: shape.names.db_host.clone(),
                 server_keytab: server_keytab.clone(),
-                role: shape.principal.clone(),
+                roles,
                 databases,
-                krb5_conf: realm.krb5_conf.clone(),
+                krb5_conf: realm.peer_krb5_conf()?,
             },
         )
         .await?;
         Ok(Stack {
             dir: dir.to_path_buf(),
             shape,
+            substrate,
             realm,
             pg,
             pgbouncer: None,
             client_keytab,
             server_keytab,
             client_password: Secret::generate(),
-            pgbouncer_port: crate::ports::free_port()?,
         })
     }
 
@@ -247,50 +263,24 @@ impl Stack {
                 .credentials_injected
                 .then(|| self.client_keytab.clone()),
             extra_ini: Vec::new(),
+            metadata_extra: Vec::new(),
         }
-    }
-
-    /// The deployment PgBouncer ini, rendered by harness-config exactly as the deployment chart
-    /// renders it, placed locally (see [`render_local_ini`]).
-    pub fn render_pgbouncer_ini(&self, opts: &PgbouncerOptions, dir: &Path) -> Result<String> {
-        render_local_ini(&self.shape, opts, dir, self.pgbouncer_port, self.pg.port)
     }
 
     pub async fn start_pgbouncer(&mut self, opts: &PgbouncerOptions) -> Result<()> {
-        let dir = self.dir.join("pgbouncer");
-        std::fs::create_dir_all(&dir)?;
-        crate::tools::give_to_service_user(&dir)?;
-        // The credential injector's job: a keytab in the pod, readable by PgBouncer only.
-        let mut krb_env = self.realm.client_env("pgbouncer", None);
-        krb_env
-            .retain(|(k, _)| k != "KRB5_CLIENT_KTNAME" && k != "KRB5CCNAME" && k != "KRB5_TRACE");
-        krb_env.push((
-            "KRB5CCNAME".into(),
-            format!("FILE:{}", dir.join("krb5cc").display()),
-        ));
-        krb_env.push((
-            "KRB5_TRACE".into(),
-            dir.join("trace-pgbouncer.log").display().to_string(),
-        ));
-        let injected = dir.join("injected.keytab");
-        match &opts.keytab {
-            Some(kt) => {
-                std::fs::copy(kt, &injected)
-                    .with_context(|| format!("keytab {} is missing", kt.display()))?;
-                crate::tools::give_to_service_user(&injected)?;
-                krb_env.push((
-                    "KRB5_CLIENT_KTNAME".into(),
-                    format!("FILE:{}", injected.display()),
-                ));
-            }
-            None => {
-                krb_env.push((
-                    "KRB5_CLIENT_KTNAME".into(),
-                    format!("FILE:{}", dir.join("not-injected.keytab").display()),
-                ));
-            }
-        }
-        let ini = self.render_pgbouncer_ini(opts, &dir)?;
+        let (place, port) = Pgbouncer::place(self.substrate.as_ref(), &self.dir.join("pgbouncer"))?;
+        let ini = render_placed_ini(
+            &self.shape,
+            opts,
+            &PgbouncerPlacement {
+                listen: Endpoint {
+                    host: place.bind.clone(),
+                    port,
+                },
+                auth_file: place.path("users.txt"),
+                postgres: self.pg.peer_endpoint()?,
+            },
+        )?;
         // users.txt as Houston writes it: one line per connection user. Both sides of the
         // password come from the same `pass` field, so the harness's per-run secret stands in.
         let mut users = vec![(self.shape.metadata_user(), self.client_password.clone())];
@@ -299,12 +289,14 @@ impl Stack {
             users.push((rb_user, self.client_password.clone()));
         }
         let pgb = Pgbouncer::start(
-            &dir,
+            self.substrate.clone(),
+            place,
             PgbouncerSpec {
                 ini,
                 users,
-                port: self.pgbouncer_port,
-                krb_env,
+                port,
+                krb5_conf: self.realm.peer_krb5_conf()?,
+                keytab: opts.keytab.clone(),
             },
         )
         .await?;
@@ -312,33 +304,43 @@ impl Stack {
         Ok(())
     }
 
+    fn pgbouncer_endpoint(&self) -> Result<Endpoint> {
+        self.pgbouncer
+            .as_ref()
+            .context("PgBouncer is not running: the scenario needs `Given PgBouncer ...` first")?
+            .endpoint()
+    }
+
     /// What Airflow does: a password login to PgBouncer's metadata alias.
-    pub fn metadata_target(&self, password: &str) -> crate::probe::sql::Target {
-        crate::probe::sql::Target {
-            host: "127.0.0.1".into(),
-            port: self.pgbouncer_port,
+    pub fn metadata_target(&self, password: &str) -> Result<crate::probe::sql::Target> {
+        let at = self.pgbouncer_endpoint()?;
+        Ok(crate::probe::sql::Target {
+            host: at.host,
+            port: at.port,
             user: self.shape.metadata_user(),
             password: password.into(),
             database: self.shape.metadata_alias(),
-        }
+        })
     }
 
     /// What Celery's result backend does: a password login to the result-backend alias.
-    pub fn result_backend_target(&self, password: &str) -> crate::probe::sql::Target {
-        crate::probe::sql::Target {
-            host: "127.0.0.1".into(),
-            port: self.pgbouncer_port,
+    pub fn result_backend_target(&self, password: &str) -> Result<crate::probe::sql::Target> {
+        let at = self.pgbouncer_endpoint()?;
+        Ok(crate::probe::sql::Target {
+            host: at.host,
+            port: at.port,
             user: self.shape.result_backend_user(),
             password: password.into(),
             database: self.shape.result_backend_alias(),
-        }
+        })
     }
 
     pub fn admin_target(&self) -> Option<crate::probe::sql::Target> {
         let p = self.pgbouncer.as_ref()?;
+        let at = p.endpoint().ok()?;
         Some(crate::probe::sql::Target {
-            host: "127.0.0.1".into(),
-            port: self.pgbouncer_port,
+            host: at.host,
+            port: at.port,
             user: crate::pgbouncer::ADMIN_USER.into(),
             password: p.admin_password.expose().into(),
             database: "pgbouncer".into(),
@@ -354,6 +356,14 @@ impl Stack {
         self.realm.stop().await;
         crate::redact::sweep(&self.dir);
     }
+}
+
+/// Where PgBouncer's ini places it: the address it listens on, its users.txt, and PostgreSQL as
+/// PgBouncer dials it.
+pub struct PgbouncerPlacement {
+    pub listen: Endpoint,
+    pub auth_file: PathBuf,
+    pub postgres: Endpoint,
 }
 
 /// The deployment's extraIni with the options applied. A setting the options leave as the file
@@ -401,20 +411,23 @@ fn extra_ini(shape: &Shape, opts: &PgbouncerOptions) -> String {
 }
 
 /// The deployment PgBouncer ini, rendered by harness-config exactly as the deployment chart
-/// renders it, placed locally: listening on 127.0.0.1 at a free port, users.txt in `dir`,
-/// every configured database host dialled at the local PostgreSQL (`pg_port`). The names Kerberos
-/// sees (SPN, principal, realm) stay the configured ones.
-pub fn render_local_ini(
+/// renders it, placed by the substrate: listening where `at.listen` says, users.txt at
+/// `at.auth_file`, every configured database host dialled at the run's PostgreSQL
+/// (`at.postgres`). The names Kerberos sees (SPN, principal, realm) stay the configured ones.
+pub fn render_placed_ini(
     shape: &Shape,
     opts: &PgbouncerOptions,
-    dir: &Path,
-    listen_port: u16,
-    pg_port: u16,
+    at: &PgbouncerPlacement,
 ) -> Result<String> {
     let mut deployment = shape.deployment.clone();
     let extra_ini = extra_ini(shape, opts);
     let mut pg = deployment.pgbouncer();
     pg.extra_ini = Some(extra_ini.clone());
+    if !opts.metadata_extra.is_empty() {
+        let mut extras: Vec<String> = pg.extra_ini_metadata.iter().cloned().collect();
+        extras.extend(opts.metadata_extra.iter().cloned());
+        pg.extra_ini_metadata = Some(extras.join(" "));
+    }
     deployment.pgbouncer_config = Some(pg.clone());
 
     let mut host_map = std::collections::BTreeMap::new();
@@ -426,8 +439,8 @@ pub fn render_local_ini(
             host_map.insert(
                 h.clone(),
                 Dial {
-                    host: "127.0.0.1".into(),
-                    port: Some(pg_port),
+                    host: at.postgres.host.clone(),
+                    port: Some(at.postgres.port),
                 },
             );
         }
@@ -443,7 +456,7 @@ pub fn render_local_ini(
         "log_disconnections = 1".to_string(),
     ];
     // Without server_krb_spn the fork asks for postgres/<host of the [databases] line>; on
-    // the platform that is the configured host, here it would be 127.0.0.1. Name the
+    // the platform that is the configured host, here it is the run's PostgreSQL. Name the
     // principal the platform would ask for, so a missing SPN behaves as it does there.
     let per_db_spn = |extras: &Option<String>| {
         extras
@@ -462,12 +475,12 @@ pub fn render_local_ini(
     let every_db_has_one =
         per_db_spn(&pg.extra_ini_metadata) && per_db_spn(&pg.extra_ini_result_backend);
     if !global_spn && !every_db_has_one {
-        extra_lines.push(format!("server_krb_spn = {}", shape.spn));
+        extra_lines.push(format!("server_krb_spn = {}", shape.names.server_spn));
     }
     let placement = Placement {
-        listen_addr: "127.0.0.1".into(),
-        listen_port,
-        auth_file: dir.join("users.txt"),
+        listen_addr: at.listen.host.clone(),
+        listen_port: at.listen.port,
+        auth_file: at.auth_file.clone(),
         logfile: None,
         pidfile: None,
         unix_socket_dir: None,
@@ -483,12 +496,28 @@ pub fn render_local_ini(
 mod tests {
     use super::*;
 
+    fn at(dir: &str, listen: u16, pg: u16) -> PgbouncerPlacement {
+        let loopback = "127.0.0.1";
+        PgbouncerPlacement {
+            listen: Endpoint {
+                host: loopback.into(),
+                port: listen,
+            },
+            auth_file: Path::new(dir).join("users.txt"),
+            postgres: Endpoint {
+                host: loopback.into(),
+                port: pg,
+            },
+        }
+    }
+
     fn opts(shape: &Shape) -> PgbouncerOptions {
         PgbouncerOptions {
             negotiate: shape.extra_ini_setting("server_gssauth_negotiate"),
             spn: shape.extra_ini_setting("server_krb_spn"),
             keytab: None,
             extra_ini: Vec::new(),
+            metadata_extra: Vec::new(),
         }
     }
 
@@ -497,8 +526,8 @@ mod tests {
     #[test]
     fn the_local_ini_is_the_platform_ini_placed_locally() {
         let shape = Shape::default();
-        let dir = Path::new("/run/pgb");
-        let local = render_local_ini(&shape, &opts(&shape), dir, 16432, 15432).unwrap();
+        let local =
+            render_placed_ini(&shape, &opts(&shape), &at("/run/pgb", 16432, 15432)).unwrap();
         let platform = harness_config::render_for_platform(&shape.deployment).unwrap();
         let mut in_harness = false;
         let normalised: Vec<String> = local
@@ -518,6 +547,9 @@ mod tests {
                     .replace("listen_port = 16432", "listen_port = 6543")
                     .replace("listen_addr = 127.0.0.1", "listen_addr = *")
                     .replace("/run/pgb/users.txt", "/etc/pgbouncer/users.txt")
+                    // The local tier runs the subchart's pools (ChartSettings::SUBCHART).
+                    .replace(" pool_size=10 ", " pool_size=3 ")
+                    .replace(" pool_size=5 ", " pool_size=2 ")
             })
             .collect();
         // The blank line that separates the harness section is the only other difference.
@@ -544,11 +576,11 @@ mod tests {
             "; from the customer's runbook\nserver_gssauth_negotiate=allow\nserver_krb_spn = postgres/db.example.test@EXAMPLE.TEST\nserver_lifetime = 600\n".into(),
         );
         shape.deployment.pgbouncer_config = Some(pg);
-        let verbatim = render_local_ini(&shape, &opts(&shape), Path::new("/d"), 1, 2).unwrap();
+        let verbatim = render_placed_ini(&shape, &opts(&shape), &at("/d", 1, 2)).unwrap();
         assert!(verbatim.contains("\nserver_gssauth_negotiate=allow\n"));
         let mut o = opts(&shape);
         o.negotiate = Some("disable".into());
-        let changed = render_local_ini(&shape, &o, Path::new("/d"), 1, 2).unwrap();
+        let changed = render_placed_ini(&shape, &o, &at("/d", 1, 2)).unwrap();
         let extra = changed
             .split("; ---- pgbouncerConfig.extraIni, verbatim ----\n")
             .nth(1)
@@ -565,7 +597,7 @@ mod tests {
         let mut pg = shape.deployment.pgbouncer();
         pg.extra_ini = Some("server_gssauth_negotiate = allow\n".into());
         shape.deployment.pgbouncer_config = Some(pg);
-        let ini = render_local_ini(&shape, &opts(&shape), Path::new("/d"), 1, 2).unwrap();
+        let ini = render_placed_ini(&shape, &opts(&shape), &at("/d", 1, 2)).unwrap();
         assert!(
             ini.contains("\nserver_krb_spn = postgres/db.example.test@EXAMPLE.TEST\n"),
             "{ini}"

@@ -1,9 +1,12 @@
 //! The system programs the local tier needs, where Debian puts them, and which package provides
-//! each: one table, used for running them, for `doctor`, and for every "not found" error.
+//! each: one table, used for running them, for `doctor`, and for every "not found" error; and
+//! [`run`], which runs one to completion on this machine.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+
+use crate::component::{Exec, ExecOutput, RunAs};
 
 pub struct Tool {
     pub name: &'static str,
@@ -129,17 +132,6 @@ pub fn path(name: &str) -> Result<PathBuf> {
     }
 }
 
-/// One line per tool: found at PATH, or missing with its package.
-pub fn report() -> Vec<(String, Result<PathBuf, String>)> {
-    TOOLS
-        .iter()
-        .map(|t| {
-            let r = resolve(t).ok_or_else(|| t.package.to_string());
-            (t.name.to_string(), r)
-        })
-        .collect()
-}
-
 /// When the harness runs as root, PostgreSQL and PgBouncer run as Debian's `postgres` user
 /// (PostgreSQL refuses root). Returns that user's uid/gid, or None when not root.
 pub fn service_user() -> Result<Option<(u32, u32)>> {
@@ -161,4 +153,55 @@ pub fn give_to_service_user(path: &Path) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("could not chown {} to postgres: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Runs a short-lived program on this machine to completion (in `cwd`); on failure the error
+/// names the command and carries its stderr. The local substrate's `exec` and the harness's own
+/// clients (kinit, pg_dump) use it.
+pub async fn run(tool: &Exec, cwd: Option<&Path>) -> Result<ExecOutput> {
+    let mut cmd = tokio::process::Command::new(&tool.program);
+    cmd.args(&tool.args)
+        .envs(tool.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if tool.stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    if tool.run_as == RunAs::ServiceUser {
+        if let Some((uid, gid)) = service_user()? {
+            cmd.uid(uid).gid(gid);
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("{}: could not run {}", tool.what, tool.program.display()))?;
+    if let Some(input) = &tool.stdin {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().context("the tool's stdin")?;
+        stdin.write_all(input).await?;
+        drop(stdin);
+    }
+    let out = child.wait_with_output().await?;
+    let output = ExecOutput {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}): {} {}\n{}{}",
+            tool.what,
+            out.status,
+            tool.program.display(),
+            crate::redact::redact(&tool.args.join(" ")),
+            crate::redact::redact(&output.stdout),
+            crate::redact::redact(&output.stderr)
+        );
+    }
+    Ok(output)
 }

@@ -38,7 +38,7 @@ async fn run() -> i32 {
     // Ctrl-C and the whole-run limit stop every component this run started, then exit.
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            let n = harness::substrate::local::kill_all();
+            let n = context::get().substrate.kill_all();
             eprintln!("\ne2e: interrupted; stopped {n} component process group(s)");
             std::process::exit(130);
         }
@@ -46,7 +46,7 @@ async fn run() -> i32 {
     let limit = ctx.run_timeout;
     tokio::spawn(async move {
         tokio::time::sleep(limit).await;
-        let n = harness::substrate::local::kill_all();
+        let n = context::get().substrate.kill_all();
         eprintln!("\ne2e: the run exceeded its limit of {limit:?}; stopped {n} component process group(s)");
         std::process::exit(124);
     });
@@ -55,7 +55,7 @@ async fn run() -> i32 {
     let json = std::fs::File::create(ctx.run.root.join("cucumber.json")).expect("cucumber.json");
     let tier_tag = ctx.tier.to_string();
     let features = harness::run::workspace_root().join("features");
-    let selection = match context::Selection::from_env() {
+    let selection = match context::Selection::from_settings(&ctx.settings) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("e2e: {e:#}");

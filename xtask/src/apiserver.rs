@@ -15,9 +15,6 @@ use sha2::{Digest, Sha256};
 
 use crate::cargo;
 
-/// The variable the harness reads the binary's path from (harness/src/kube/apiserver.rs).
-pub const ENV: &str = "E2E_KUBE_APISERVER";
-
 fn recipe() -> PathBuf {
     cargo::root().join("kind/apiserver/build.sh")
 }

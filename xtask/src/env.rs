@@ -131,6 +131,7 @@ fn up(name: &str, replay: Replay, airflow: Option<&str>, offline: bool) -> Resul
     };
     let deployment = canonical("--deployment", deployment)?;
     let values = canonical("--values", values)?;
+    let knobs = crate::e2e::knob_settings(airflow, offline)?;
     let mut needs = vec![Need::Build, Need::PgbouncerBuild, Need::Run];
     if airflow.is_some() {
         needs.push(Need::Airflow);
@@ -155,7 +156,16 @@ fn up(name: &str, replay: Replay, airflow: Option<&str>, offline: bool) -> Resul
     if let Some(v) = airflow {
         cmd.arg("--airflow").arg(v);
     }
-    cmd.env("E2E_REPLAY", if reproduce { "reproduce" } else { "refuse" });
+    if reproduce {
+        cmd.arg("--reproduce");
+    }
+    // The knobs env-serve reads (offline, the E2E_AIRFLOW_* variables), checked above.
+    for (k, v) in knobs.to_vars() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

@@ -3,10 +3,15 @@
 
 mod apiserver;
 mod cargo;
+mod chart_diff;
 mod deps;
 mod e2e;
 mod env;
+mod kind;
 mod reach;
+mod render;
+mod soak;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +72,8 @@ enum Cmd {
         #[arg(long, value_parser = ["2", "3"])]
         airflow: Option<String>,
     },
+    /// Run the flow N times in a row: pass/fail counts, failed steps and the spread of run times.
+    Soak(soak::SoakArgs),
     /// What the machine lacks for the harness, and how to install it.
     Doctor {
         /// Install what is missing (apt-get, pip).
@@ -75,6 +82,14 @@ enum Cmd {
     },
     /// Formatting and clippy, as CI would want them.
     Check,
+    /// Write everything the platform would render for a deployment: the chart values Houston
+    /// passes, pgbouncer.ini, users.txt, the connection Secrets, the PgBouncer Deployment and
+    /// Houston's PgBouncer Deployment.
+    Render(render::RenderArgs),
+    /// Render a real chart with Helm and the same values and print every difference from the
+    /// model, one line each (exit 1 on any). Astronomer's airflow-chart or platform chart is
+    /// the intended input; README.md, "Holding the model against the real charts".
+    ChartDiff(chart_diff::ChartDiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,8 +120,11 @@ fn main() -> ExitCode {
             offline,
             airflow,
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
+        Cmd::Soak(args) => soak::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
-        Cmd::Check => cargo::check(),
+        Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),
+        Cmd::Render(args) => render::run(&args),
+        Cmd::ChartDiff(args) => chart_diff::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -26,6 +26,8 @@ pub fn lint(
     if let Some(path) = deployment {
         let d = load::load_deployment(path)?;
         findings.extend(rules::check_deployment(path, &d, selectors.as_deref()));
+        let raw = load::load_raw(path)?;
+        findings.extend(rules::check_deployment_raw(path, &raw));
     }
     if let (Some(path), Some(v)) = (values, &values_model) {
         let templates = match v.templates_dir() {

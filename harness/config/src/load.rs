@@ -123,6 +123,11 @@ pub fn load_deployment(file: &Path) -> Result<Deployment, LoadError> {
     Ok(d)
 }
 
+/// The file as plain data, for the rules that judge what is written rather than the model.
+pub fn load_raw(file: &Path) -> Result<serde_json::Value, LoadError> {
+    parse_str(file, &read(file)?)
+}
+
 pub fn load_values(file: &Path) -> Result<Values, LoadError> {
     let v: Values = parse_str(file, &read(file)?)?;
     let deployment_keys = [
@@ -138,6 +143,15 @@ pub fn load_values(file: &Path) -> Result<Values, LoadError> {
                 "this looks like deployment variables (top-level `{k}`), not a control-plane values.yaml; pass it as the deployment file"
             ),
         });
+    }
+    if let Some(version) = v.platform_version() {
+        if let Err(why) = version.parse::<crate::Platform>() {
+            return Err(LoadError::Parse {
+                file: file.to_path_buf(),
+                location: None,
+                message: format!("harness.platform.version: {why}"),
+            });
+        }
     }
     Ok(v)
 }

@@ -288,10 +288,16 @@ fn unknown_fields_are_kept_and_reported_with_their_path() {
         d.metadata().unwrap().extra.get("sslMode"),
         Some(&serde_json::json!("prefer"))
     );
+    // The chart's schema refuses unknown connection keys: an error, with the close match.
     let findings = lint(Some(&file), None, None).unwrap();
-    let f = findings.iter().find(|f| f.rule == "KRB901").unwrap();
+    let f = findings.iter().find(|f| f.rule == "KRB025").unwrap();
     assert_eq!(f.path, "metadataConnectionJson.sslMode");
-    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.message.contains("did you mean `sslmode`"),
+        "{}",
+        f.message
+    );
 
     let file = fixtures().join("deployments/broken/unknown-field.yaml");
     let findings = lint(Some(&file), None, None).unwrap();
@@ -317,4 +323,18 @@ fn env_as_list_or_map(#[case] text: &str) {
     let p: harness_config::model::PgbouncerConfig =
         harness_config::load::parse_str(Path::new(name), text).unwrap();
     assert_eq!(p.env.unwrap().get("KERBEROS_USER"), Some("a@B"));
+}
+
+#[test]
+fn a_platform_version_that_is_not_modelled_stops_lint_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("charts-platform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("values.yaml");
+    std::fs::write(&file, "harness:\n  platform:\n    version: 2.0.0\n").unwrap();
+    let err = lint(None, Some(&file), None).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        err.contains("harness.platform.version") && err.contains("0.37.7, 1.1.0"),
+        "{err}"
+    );
 }

@@ -14,10 +14,13 @@ fn deployment(file: &str) -> Deployment {
         .with_generated_secret("pw/@ x")
 }
 
-const PLATFORM_INI: &str = "\
+/// The chart's file byte for byte, as `helm template` renders airflow-chart 1.15.9 / 1.17.20 for
+/// the reference deployment: three leading blank lines, pools 3 / 2 (airflow-chart's values),
+/// `extraIni` last, verbatim.
+const PLATFORM_INI: &str = "\n\n\n\
 [databases]
-kerberos-demo-metadata = host=db.example.test dbname=kerberos_demo_airflow port=5432 pool_size=10 user=astro_user@EXAMPLE.TEST
-kerberos-demo-result-backend = host=db.example.test dbname=kerberos_demo_airflow port=5432 pool_size=5 user=astro_user@EXAMPLE.TEST
+kerberos-demo-metadata = host=db.example.test dbname=kerberos_demo_airflow port=5432 pool_size=3 user=astro_user@EXAMPLE.TEST
+kerberos-demo-result-backend = host=db.example.test dbname=kerberos_demo_airflow port=5432 pool_size=2 user=astro_user@EXAMPLE.TEST
 
 [pgbouncer]
 pool_mode = transaction
@@ -38,10 +41,10 @@ server_gssauth_negotiate = allow
 server_krb_spn = postgres/db.example.test@EXAMPLE.TEST
 ";
 
-const LOCAL_INI: &str = "\
+const LOCAL_INI: &str = "\n\n\n\
 [databases]
-kerberos-demo-metadata = host=127.0.0.1 dbname=kerberos_demo_airflow port=40002 pool_size=10 user=astro_user@EXAMPLE.TEST
-kerberos-demo-result-backend = host=127.0.0.1 dbname=kerberos_demo_airflow port=40002 pool_size=5 user=astro_user@EXAMPLE.TEST
+kerberos-demo-metadata = host=127.0.0.1 dbname=kerberos_demo_airflow port=40002 pool_size=3 user=astro_user@EXAMPLE.TEST
+kerberos-demo-result-backend = host=127.0.0.1 dbname=kerberos_demo_airflow port=40002 pool_size=2 user=astro_user@EXAMPLE.TEST
 
 [pgbouncer]
 pool_mode = transaction
@@ -137,26 +140,115 @@ fn users_txt_refuses_one_user_with_two_passwords() {
 }
 
 #[test]
-fn airflow_urls_encode_the_principal_and_password() {
+fn airflow_urls_encode_the_principal_and_password_as_the_chart_does() {
     let ep = PgbouncerEndpoint {
         host: "127.0.0.1".into(),
         port: 40001,
         sslmode: Some("disable".into()),
     };
     let urls = airflow_urls(&deployment("kerberos.yaml"), &ep).unwrap();
+    // urlquery then urlJoin: `/` and `@` escaped, the space a literal `+` (rule KRB027).
     assert_eq!(
         urls.metadata,
-        "postgresql://astro_user%40EXAMPLE.TEST:pw%2F%40%20x@127.0.0.1:40001/kerberos-demo-metadata?sslmode=disable"
+        "postgresql://astro_user%40EXAMPLE.TEST:pw%2F%40+x@127.0.0.1:40001/kerberos-demo-metadata?sslmode=disable"
     );
     assert_eq!(
         urls.result_backend,
-        "db+postgresql://astro_user%40EXAMPLE.TEST:pw%2F%40%20x@127.0.0.1:40001/kerberos-demo-result-backend?sslmode=disable"
+        "db+postgresql://astro_user%40EXAMPLE.TEST:pw%2F%40+x@127.0.0.1:40001/kerberos-demo-result-backend?sslmode=disable"
     );
-    let platform = PgbouncerEndpoint::platform(&deployment("kerberos.yaml"), None).unwrap();
-    let urls = airflow_urls(&deployment("kerberos.yaml"), &platform).unwrap();
-    assert!(urls.metadata.ends_with(
-        "@kerberos-demo-pgbouncer.astronomer-kerberos-demo:6543/kerberos-demo-metadata"
+}
+
+/// The connection Secrets' URLs, byte for byte: the metadata service with its namespace, the
+/// result backend's without, each connection's own `sslmode`.
+#[test]
+fn chart_urls_are_the_secrets_urls() {
+    let urls = chart_urls(&deployment("kerberos.yaml")).unwrap();
+    assert_eq!(
+        urls.metadata,
+        "postgresql://astro_user%40EXAMPLE.TEST:pw%2F%40+x@kerberos-demo-pgbouncer.astronomer-kerberos-demo:6543/kerberos-demo-metadata?sslmode=prefer"
+    );
+    assert_eq!(
+        urls.result_backend,
+        "db+postgresql://astro_user%40EXAMPLE.TEST:pw%2F%40+x@kerberos-demo-pgbouncer:6543/kerberos-demo-result-backend?sslmode=prefer"
+    );
+    // A metadata connection without sslmode gets the subchart's default, `disable`.
+    let mut d = deployment("kerberos.yaml");
+    d.metadata_connection_json.as_mut().unwrap().value.sslmode = None;
+    assert!(chart_urls(&d)
+        .unwrap()
+        .metadata
+        .ends_with("?sslmode=disable"));
+    // The result backend's is required by the schema: no silent default.
+    d.result_backend_connection_json
+        .as_mut()
+        .unwrap()
+        .value
+        .sslmode = None;
+    assert!(matches!(chart_urls(&d), Err(RenderError::Missing { .. })));
+}
+
+#[rstest]
+#[case("plain", "plain")]
+#[case("a b", "a+b")]
+#[case("a+b", "a+b")]
+#[case("p@ss:w/rd?", "p%40ss%3Aw%2Frd%3F")]
+#[case("$&,;=~-._", "$&,;=~-._")]
+#[case("100%!*'()\"", "100%25%21%2A%27%28%29%22")]
+#[case("é", "%C3%A9")]
+fn userinfo_escaping_follows_urlquery_then_urljoin(#[case] raw: &str, #[case] want: &str) {
+    assert_eq!(harness_config::render::airflow::encode(raw), want);
+}
+
+#[test]
+fn server_tls_sslmode_comes_from_pgbouncer_config_not_the_connection() {
+    let mut d = deployment("kerberos.yaml");
+    d.metadata_connection_json.as_mut().unwrap().value.sslmode = Some("disable".into());
+    assert!(render_for_platform(&d)
+        .unwrap()
+        .contains("\nserver_tls_sslmode = prefer\n"));
+    d.pgbouncer_config
+        .as_mut()
+        .unwrap()
+        .extra
+        .insert("sslmode".into(), "verify-full".into());
+    assert!(render_for_platform(&d)
+        .unwrap()
+        .contains("\nserver_tls_sslmode = verify-full\n"));
+}
+
+#[test]
+fn chart_users_txt_has_a_leading_blank_line_one_line_per_connection_and_no_final_newline() {
+    let users = render_chart_users_txt(&deployment("kerberos.yaml")).unwrap();
+    assert_eq!(
+        users,
+        "\n\"astro_user@EXAMPLE.TEST\" \"pw/@ x\"\n\"astro_user@EXAMPLE.TEST\" \"pw/@ x\""
+    );
+    let mut d = deployment("kerberos.yaml");
+    d.metadata_connection_json.as_mut().unwrap().value.pass = Some("a\"b\\c".into());
+    assert!(render_chart_users_txt(&d)
+        .unwrap()
+        .starts_with("\n\"astro_user@EXAMPLE.TEST\" \"a\\\"b\\\\c\"\n"));
+}
+
+#[test]
+fn a_database_line_without_extras_ends_in_the_charts_space() {
+    let mut d = deployment("kerberos.yaml");
+    d.pgbouncer_config.as_mut().unwrap().extra_ini_metadata = None;
+    assert!(render_for_platform(&d).unwrap().contains(
+        "\nkerberos-demo-metadata = host=db.example.test dbname=kerberos_demo_airflow port=5432 pool_size=3 \n"
     ));
+}
+
+#[test]
+fn pool_sizes_follow_pgbouncer_config() {
+    let mut d = deployment("kerberos.yaml");
+    let pg = d.pgbouncer_config.as_mut().unwrap();
+    pg.extra.insert("metadataPoolSize".into(), 7.into());
+    pg.extra.insert("maxClientConn".into(), 250.into());
+    let ini = render_for_platform(&d).unwrap();
+    assert!(ini.contains(" pool_size=7 "), "{ini}");
+    assert!(ini.contains(" pool_size=2 "), "{ini}");
+    assert!(ini.contains("\nmax_client_conn = 250\n"), "{ini}");
 }
 
 #[rstest]
@@ -226,7 +318,8 @@ fn environment_shape_of_the_valid_fixture() {
             metadata_db: "kerberos_demo_airflow".into(),
             result_backend_db: "kerberos_demo_airflow".into(),
             release_name: "kerberos-demo".into(),
-            spn: "postgres/db.example.test@EXAMPLE.TEST".into(),
+            server_spn: "postgres/db.example.test@EXAMPLE.TEST".into(),
+            requested_spn: "postgres/db.example.test@EXAMPLE.TEST".into(),
             sslmode: "prefer".into(),
             labels: [("krb-inject", "enabled")].into(),
             negotiate: Negotiate::Allow,
@@ -262,7 +355,12 @@ fn environment_shape_replays_broken_configurations(
 ) {
     let d = load_deployment(&fixtures().join("deployments/broken").join(file)).unwrap();
     let shape = EnvironmentShape::from_deployment(&d).unwrap();
-    assert_eq!((shape.spn.as_str(), shape.negotiate), (spn, negotiate));
+    assert_eq!(
+        (shape.requested_spn.as_str(), shape.negotiate),
+        (spn, negotiate)
+    );
+    // What the server holds follows the connection's host, whatever PgBouncer asks for.
+    assert_eq!(shape.server_spn, "postgres/db.example.test@EXAMPLE.TEST");
 }
 
 #[test]

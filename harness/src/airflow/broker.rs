@@ -1,46 +1,47 @@
-//! The Celery broker: Debian's `redis-server` on a free loopback port, with a private directory,
-//! no persistence, and a per-run password (in a 0600 config file, never on a command line).
+//! The Celery broker: Debian's `redis-server` in its own place, with a private directory, no
+//! persistence, and a per-run password (in a 0600 config file, never on a command line).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::component::{Readiness, Spec};
-use crate::secret::{write_private, Secret};
-use crate::substrate::local::Process;
+use crate::component::{Readiness, RunAs, Spec};
+use crate::secret::Secret;
+use crate::substrate::{Endpoint, Running, Substrate};
 
 pub struct Redis {
-    pub port: u16,
     pub log: PathBuf,
+    /// Where Airflow's components dial it.
+    at: Endpoint,
     password: Secret,
-    process: Option<Process>,
+    process: Option<Box<dyn Running>>,
 }
 
 impl Redis {
-    pub async fn start(dir: &Path) -> Result<Redis> {
-        std::fs::create_dir_all(dir)?;
-        let port = crate::ports::free_port()?;
+    pub async fn start(substrate: &dyn Substrate, dir: &Path) -> Result<Redis> {
+        let place = substrate.place("redis", dir, RunAs::Invoker)?;
+        let port = substrate.listen_port(&place, "redis", 6379)?;
         let password = Secret::generate();
-        let conf = dir.join("redis.conf");
         let text = format!(
-            "port {port}\nbind 127.0.0.1\nprotected-mode yes\ndaemonize no\ndir {}\nsave \"\"\nappendonly no\nlogfile \"\"\nrequirepass {}\n",
-            dir.display(),
+            "port {port}\nbind {}\nprotected-mode yes\ndaemonize no\ndir {}\nsave \"\"\nappendonly no\nlogfile \"\"\nrequirepass {}\n",
+            place.bind,
+            place.dir.display(),
             password.expose()
         );
-        write_private(&conf, text.as_bytes())?;
-        let log = dir.join("redis.log");
         let mut spec = Spec::new("redis", crate::tools::path("redis-server")?)
-            .arg(conf.display().to_string())
+            .arg(place.path_str("redis.conf")?)
+            .file("redis.conf", text, 0o600)
+            .port("redis", port)
             .ready_when(
                 Readiness::LogLine("Ready to accept connections".into()),
                 Duration::from_secs(15),
             );
         spec.stop_grace = Duration::from_secs(2);
-        let process = Process::start(&spec, &log).await?;
+        let process = substrate.start(&place, spec).await?;
         Ok(Redis {
-            port,
-            log,
+            log: process.log_file(),
+            at: process.peer_endpoint("redis")?,
             password,
             process: Some(process),
         })
@@ -48,11 +49,7 @@ impl Redis {
 
     /// The Celery broker URL (`AIRFLOW__CELERY__BROKER_URL`).
     pub fn url(&self) -> String {
-        format!(
-            "redis://:{}@127.0.0.1:{}/0",
-            self.password.expose(),
-            self.port
-        )
+        format!("redis://:{}@{}/0", self.password.expose(), self.at)
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -12,8 +12,7 @@ use chromiumoxide::{Browser, Page};
 use futures::StreamExt;
 
 use super::{Airflow, Version};
-use crate::component::{Readiness, Spec};
-use crate::substrate::local::Process;
+use crate::component::{Readiness, RunAs, Spec};
 
 pub struct UiCheck {
     pub screenshot: PathBuf,
@@ -32,7 +31,8 @@ fn landmarks(version: Version) -> &'static [&'static str] {
 }
 
 pub async fn check_ui(af: &Airflow, out_dir: &Path, limit: Duration) -> Result<UiCheck> {
-    let port = crate::ports::free_port()?;
+    let place = af.substrate.place("chromium", out_dir, RunAs::Invoker)?;
+    let port = af.substrate.listen_port(&place, "devtools", 9222)?;
     let profile = tempfile::Builder::new()
         .prefix("chromium-")
         .tempdir_in(out_dir)?;
@@ -47,20 +47,22 @@ pub async fn check_ui(af: &Airflow, out_dir: &Path, limit: Duration) -> Result<U
         "--disable-sync".into(),
         "--disable-dev-shm-usage".into(),
         "--window-size=1366,900".into(),
-        "--remote-debugging-address=127.0.0.1".into(),
+        format!("--remote-debugging-address={}", place.bind),
         format!("--remote-debugging-port={port}"),
         format!("--user-data-dir={}", profile.path().display()),
         "about:blank".into(),
     ];
     let mut spec = Spec::new("chromium", crate::tools::path("chromium")?)
         .args(args)
+        .port("devtools", port)
         .ready_when(
             Readiness::LogLine("DevTools listening on".into()),
             Duration::from_secs(30),
         );
     spec.stop_grace = Duration::from_secs(2);
-    let mut chromium = Process::start(&spec, &out_dir.join("chromium.log")).await?;
-    let result = tokio::time::timeout(limit, drive(af, port, out_dir)).await;
+    let mut chromium = af.substrate.start(&place, spec).await?;
+    let devtools = chromium.endpoint("devtools")?;
+    let result = tokio::time::timeout(limit, drive(af, &devtools, out_dir)).await;
     chromium.stop().await;
     match result {
         Ok(r) => r,
@@ -71,8 +73,12 @@ pub async fn check_ui(af: &Airflow, out_dir: &Path, limit: Duration) -> Result<U
     }
 }
 
-async fn drive(af: &Airflow, port: u16, out_dir: &Path) -> Result<UiCheck> {
-    let (mut browser, mut handler) = Browser::connect(format!("http://127.0.0.1:{port}"))
+async fn drive(
+    af: &Airflow,
+    devtools: &crate::substrate::Endpoint,
+    out_dir: &Path,
+) -> Result<UiCheck> {
+    let (mut browser, mut handler) = Browser::connect(format!("http://{devtools}"))
         .await
         .context("connecting to Chromium's DevTools endpoint")?;
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });

@@ -1,8 +1,8 @@
 //! Airflow as a component of the stack, as the platform runs it with a Kerberized database:
 //! CeleryExecutor with a Redis broker, the metadata connection and the Celery result backend both
 //! pointing at PgBouncer (password, users.txt) and never at PostgreSQL, which only PgBouncer
-//! reaches, with GSSAPI. Every Airflow process runs in its own process group through the local
-//! substrate, so Ctrl-C and `kill_all` stop it; it is stopped before PgBouncer and PostgreSQL.
+//! reaches, with GSSAPI. Every Airflow process is a component started by the stack's substrate,
+//! so Ctrl-C and `kill_all` stop it; it is stopped before PgBouncer and PostgreSQL.
 
 pub mod broker;
 pub mod browser;
@@ -23,23 +23,21 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::component::{Readiness, Spec};
+use crate::environment::Environment;
+use crate::logs::tail;
 use crate::secret::{write_private, Secret};
-use crate::stack::Stack;
-use crate::substrate::local::{tail, Process};
+use crate::substrate::{Place, Running, Substrate};
 
 use broker::Redis;
 use health::Health;
 pub use version::Version;
 
-/// How many Airflow deployments run at once: each is five Python processes importing Airflow, and
-/// on two cores more than two at a time only makes all of them slower.
-pub async fn slot() -> tokio::sync::OwnedSemaphorePermit {
+/// How many Airflow deployments run at once (`n`, the run's `airflow_concurrency`): each is five
+/// Python processes importing Airflow, and on two cores more than two at a time only makes all
+/// of them slower. The first caller's `n` sizes the run's slots.
+pub async fn slot(n: usize) -> tokio::sync::OwnedSemaphorePermit {
     static SLOTS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
-    let n = std::env::var("E2E_AIRFLOW_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2usize)
-        .max(1);
+    let n = n.max(1);
     let sem = SLOTS
         .get_or_init(|| Arc::new(tokio::sync::Semaphore::new(n)))
         .clone();
@@ -48,25 +46,55 @@ pub async fn slot() -> tokio::sync::OwnedSemaphorePermit {
         .expect("the Airflow semaphore is never closed")
 }
 
+/// How Airflow is run, from the run's settings (`harness_config::settings`, parsed at the edge).
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    /// Restore the cached migrated schema when there is one (false: migrate, as on a cold cache).
+    pub use_template: bool,
+    /// Fork the components from one process that imported Airflow once.
+    pub forkserver: bool,
+    /// Start the web servers through airflow/config/harness_apiserver.py and
+    /// harness_webserver.py rather than exactly as Airflow ships them.
+    pub fast_api: bool,
+    /// The fork server's niceness while Airflow 3's api-server starts beside it (0-19).
+    pub nice: u8,
+    /// Install nothing (uv, the venv) from the network.
+    pub offline: bool,
+}
+
+impl From<&harness_config::settings::Settings> for Knobs {
+    fn from(s: &harness_config::settings::Settings) -> Knobs {
+        Knobs {
+            use_template: s.airflow_template,
+            forkserver: s.airflow_forkserver,
+            fast_api: s.airflow_fast_api,
+            nice: s.airflow_nice,
+            offline: s.offline,
+        }
+    }
+}
+
+impl Default for Knobs {
+    fn default() -> Knobs {
+        Knobs::from(&harness_config::settings::Settings::default())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub version: Version,
     /// The password Airflow's metadata connection sends to PgBouncer; None sends the users.txt
     /// one (a working deployment).
     pub metadata_password: Option<Secret>,
-    /// Restore the cached migrated schema when there is one (false: migrate, as on a cold cache).
-    pub use_template: bool,
+    pub knobs: Knobs,
 }
 
 impl Options {
-    pub fn new(version: Version) -> Options {
-        // E2E_AIRFLOW_TEMPLATE=0 migrates every deployment, as on a cold cache.
-        let use_template =
-            std::env::var("E2E_AIRFLOW_TEMPLATE").map_or(true, |v| v != "0" && v != "false");
+    pub fn new(version: Version, knobs: Knobs) -> Options {
         Options {
             version,
             metadata_password: None,
-            use_template,
+            knobs,
         }
     }
 }
@@ -94,15 +122,18 @@ pub struct Airflow {
     pgbouncer_offset: u64,
     python: PathBuf,
     env: Vec<(String, String)>,
+    knobs: Knobs,
     redis: Option<Redis>,
     /// The fork server's socket, when components are forked from it (see
     /// airflow/config/harness_forkserver.py).
     forkserver_socket: Option<PathBuf>,
-    forkserver: Option<Process>,
+    forkserver: Option<Box<dyn Running>>,
     _forkserver_dir: Option<tempfile::TempDir>,
-    components: Vec<Process>,
+    components: Vec<Box<dyn Running>>,
     /// Airflow 2's admin user is created by a command running beside the components.
-    create_admin: Option<Process>,
+    create_admin: Option<Box<dyn Running>>,
+    substrate: Arc<dyn Substrate>,
+    place: Place,
     started: Instant,
 }
 
@@ -121,56 +152,50 @@ const NOT_INHERITED: &[&str] = &[
     "KRB5_KTNAME",
 ];
 
-/// Percent-encodes a URL user-info or path part (the user is a principal with an `@`).
-fn url_part(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn pg_url(scheme: &str, user: &str, password: &str, port: u16, db: &str) -> String {
+/// A SQLAlchemy URL for `target`: its own host, port, user, password and database (user-info
+/// and path percent-encoded by harness-config's encoder: the user is a principal with an `@`).
+fn pg_url(scheme: &str, target: &crate::probe::sql::Target) -> String {
     format!(
-        "{scheme}://{}:{}@127.0.0.1:{port}/{}",
-        url_part(user),
-        url_part(password),
-        url_part(db)
+        "{scheme}://{}:{}@{}:{}/{}",
+        harness_config::render::airflow::encode(&target.user),
+        harness_config::render::airflow::encode(&target.password),
+        target.host,
+        target.port,
+        harness_config::render::airflow::encode(&target.database)
     )
 }
 
 impl Airflow {
     /// Installs (once) and starts Airflow against the stack's PgBouncer: schema, broker, then all
     /// components at once. Returns as soon as they are launched; [`Airflow::wait_healthy`] waits.
-    pub async fn start(stack: &Stack, opts: &Options, dir: &Path) -> Result<Airflow> {
+    pub async fn start(env: &Environment, opts: &Options, dir: &Path) -> Result<Airflow> {
         let started = Instant::now();
+        let stack = env.stack();
         let version = opts.version;
         let pgb = stack
             .pgbouncer
             .as_ref()
             .context("PgBouncer is not running: Airflow reaches the database only through PgBouncer, start it first")?;
-        let pgbouncer_log = pgb.log.clone();
-        let pgbouncer_offset = std::fs::metadata(&pgbouncer_log)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("could not create {}", dir.display()))?;
+        let pgbouncer_log = pgb.log();
+        let pgbouncer_offset = pgb.log_cursor().0;
+        let substrate = stack.substrate.clone();
+        let place = substrate.place("airflow", dir, crate::component::RunAs::Invoker)?;
         let secrets = dir.join("secrets");
         std::fs::create_dir_all(&secrets)?;
 
         let mut timings = Vec::new();
         let t = Instant::now();
         let redis_dir = dir.join("redis");
-        let (venv, redis) = tokio::join!(venv::ensure(version), Redis::start(&redis_dir));
+        let (venv, redis) = tokio::join!(
+            venv::ensure(version, opts.knobs.offline),
+            Redis::start(substrate.as_ref(), &redis_dir)
+        );
         let venv = venv?;
         let redis = redis.context("starting the Celery broker (redis-server)")?;
         timings.push(("venv_and_broker_s".to_string(), t.elapsed().as_secs_f64()));
 
-        let port = crate::ports::free_port()?;
-        let base_url = format!("http://127.0.0.1:{port}");
+        let port = substrate.listen_port(&place, "api", 8080)?;
+        let base_url = format!("http://{}:{port}", place.host);
         let admin_user = "admin".to_string();
         let admin_password = Secret::generate();
         let metadata = stack.metadata_target(
@@ -178,8 +203,9 @@ impl Airflow {
                 .as_ref()
                 .map(Secret::expose)
                 .unwrap_or(stack.client_password.expose()),
-        );
-        let rb = stack.metadata_target(stack.client_password.expose());
+        )?;
+        // The result backend is a connection of its own: its user, password and database.
+        let rb = stack.result_backend_target(stack.client_password.expose())?;
         let passwords_file = secrets.join("simple_auth_manager_passwords.json");
         if version == Version::Airflow3 {
             write_private(
@@ -193,14 +219,16 @@ impl Airflow {
             version,
             dir,
             metadata: &metadata,
-            metadata_alias: stack.shape.metadata_alias(),
             result_backend: &rb,
-            result_backend_alias: stack.shape.result_backend_alias(),
             broker_url: redis.url(),
+            bind: &place.bind,
             api_port: port,
             admin_user: &admin_user,
             passwords_file: &passwords_file,
-            log_server_ports: (crate::ports::free_port()?, crate::ports::free_port()?),
+            log_server_ports: (
+                substrate.listen_port(&place, "worker-logs", 8793)?,
+                substrate.listen_port(&place, "triggerer-logs", 8794)?,
+            ),
         });
         let mut af = Airflow {
             version,
@@ -215,18 +243,21 @@ impl Airflow {
             pgbouncer_offset,
             python: venv.join("bin/python"),
             env,
+            knobs: opts.knobs.clone(),
             redis: Some(redis),
             components: Vec::new(),
             create_admin: None,
             forkserver_socket: None,
             forkserver: None,
             _forkserver_dir: None,
+            substrate,
+            place,
             started,
         };
 
         let t = Instant::now();
         let cached = template::path(version)?;
-        let warm = opts.use_template && cached.exists();
+        let warm = opts.knobs.use_template && cached.exists();
         // Airflow 3's api-server is the longest start-up: importing Airflow, then building its
         // FastAPI app (about 5 s of CPU as shipped, under 2 s through harness_apiserver.py),
         // without touching the database. With the fork server it runs
@@ -234,31 +265,38 @@ impl Airflow {
         // leaves idle, instead of being forked once that import is done. It is told not to check
         // the schema at start-up (the harness restores or migrates it right now); until the
         // tables exist its health report says "unhealthy", and the wait below polls on.
-        let early_api = version == Version::Airflow3 && forkserver::enabled();
+        let forked = opts.knobs.forkserver;
+        let early_api = version == Version::Airflow3 && forked;
         if early_api {
             let spec = af
                 .spec("api-server", &["api-server"])
                 .env("AIRFLOW__DATABASE__CHECK_MIGRATIONS", "False");
-            let p = Process::start(&spec, &dir.join("api-server.log")).await?;
+            let p = af.substrate.start(&af.place, spec).await?;
             af.components.push(p);
         }
         // Airflow 2's webserver, as gunicorn run directly (airflow/config/harness_webserver.py),
         // is likewise the last to answer, so it does not wait for the fork server either. Its
         // app creation writes FAB's tables, so it waits for the schema: right after the restore
         // (warm), or after the migration (cold, started with the others below).
-        let early_web = version == Version::Airflow2 && forkserver::enabled() && fast_start();
+        let early_web = version == Version::Airflow2 && forked && opts.knobs.fast_api;
         let mut web = None;
-        if forkserver::enabled() {
+        if forked {
             // Airflow imports once, in the fork server, while the schema is restored.
             let web_spec = af.spec("webserver", &[]);
+            let (substrate, place) = (af.substrate.clone(), af.place.clone());
             let (fs, restored) = tokio::join!(
-                forkserver::launch(&af.python, &af.env, dir, early_api || early_web),
+                forkserver::launch(
+                    substrate.as_ref(),
+                    &place,
+                    &af.python,
+                    &af.env,
+                    (early_api || early_web).then_some(opts.knobs.nice)
+                ),
                 async {
                     if warm {
                         template::restore(stack, &cached).await?;
                         if early_web {
-                            web =
-                                Some(Process::start(&web_spec, &dir.join("webserver.log")).await?);
+                            web = Some(substrate.start(&place, web_spec).await?);
                         }
                     }
                     Ok::<(), anyhow::Error>(())
@@ -324,7 +362,7 @@ impl Airflow {
                 ("celery-worker", worker.to_vec()),
             ],
         };
-        let web_started = af.components.iter().any(|p| p.name == "webserver");
+        let web_started = af.components.iter().any(|p| p.name() == "webserver");
         for (name, args) in components {
             if (early_api && name == "api-server") || (web_started && name == "webserver") {
                 continue;
@@ -337,7 +375,7 @@ impl Airflow {
                     background(&mut spec);
                 }
             }
-            let p = Process::start(&spec, &dir.join(format!("{name}.log"))).await?;
+            let p = af.substrate.start(&af.place, spec).await?;
             af.components.push(p);
         }
         if version == Version::Airflow2 {
@@ -372,7 +410,7 @@ impl Airflow {
             spec = spec
                 .env("HARNESS_ADMIN_USER", af.admin_user.clone())
                 .env("HARNESS_ADMIN_PASSWORD", af.admin_password.expose());
-            af.create_admin = Some(Process::start(&spec, &dir.join("create-admin.log")).await?);
+            af.create_admin = Some(af.substrate.start(&af.place, spec).await?);
         }
         Ok(af)
     }
@@ -386,7 +424,7 @@ impl Airflow {
             _ if name == "api-server" => vec!["-m".into(), "harness_apiserver".into()],
             // Airflow 2's webserver: gunicorn in-process, the same app and settings (see
             // airflow/config/harness_webserver.py); E2E_AIRFLOW_FAST_API=0 forks `airflow webserver`.
-            _ if name == "webserver" && fast_start() => {
+            _ if name == "webserver" && self.knobs.fast_api => {
                 args.clear();
                 vec!["-m".into(), "harness_webserver".into()]
             }
@@ -403,7 +441,6 @@ impl Airflow {
             .args(args.iter().copied())
             .envs(&self.env)
             .ready_when(Readiness::None, Duration::from_secs(1));
-        spec.cwd = Some(self.dir.clone());
         spec.env_remove = NOT_INHERITED.iter().map(|s| s.to_string()).collect();
         spec.stop_grace = Duration::from_secs(5);
         spec
@@ -424,7 +461,10 @@ impl Airflow {
         success: &str,
     ) -> Result<()> {
         let log = self.dir.join(format!("{name}.log"));
-        let mut p = Process::start(&self.spec(name, args), &log).await?;
+        let mut p = self
+            .substrate
+            .start(&self.place, self.spec(name, args))
+            .await?;
         let ok = regex::Regex::new(success)?;
         let deadline = Instant::now() + limit;
         loop {
@@ -519,7 +559,7 @@ impl Airflow {
             }
             if let Some(p) = self.create_admin.as_mut().filter(|_| !admin_done) {
                 if !p.is_running() {
-                    let log = p.log.clone();
+                    let log = p.log_file();
                     if !std::fs::read_to_string(&log)
                         .unwrap_or_default()
                         .contains("created with role")
@@ -589,7 +629,7 @@ impl Airflow {
     pub fn exited(&mut self) -> Vec<String> {
         self.components
             .iter_mut()
-            .filter_map(|p| (!p.is_running()).then(|| p.name.clone()))
+            .filter_map(|p| (!p.is_running()).then(|| p.name().to_string()))
             .collect()
     }
 
@@ -597,34 +637,31 @@ impl Airflow {
         self.dir.join(format!("{name}.log"))
     }
 
-    /// Process-group ids of the running components (to prove nothing is left after stop).
-    pub fn pids(&self) -> Vec<u32> {
-        self.components.iter().filter_map(Process::pid).collect()
-    }
-
-    /// Stops every Airflow process (SIGTERM to each group at once, a grace period, SIGKILL), then
-    /// the broker. Call it before stopping PgBouncer and PostgreSQL.
-    pub async fn stop(&mut self) {
-        let groups = self.pids();
-        let mut all: Vec<&mut Process> = self.components.iter_mut().collect();
-        if let Some(p) = self.create_admin.as_mut() {
-            all.push(p);
-        }
-        futures::future::join_all(all.into_iter().map(|p| p.stop())).await;
-        self.components.clear();
-        self.create_admin = None;
-        // A forked component is the fork server's child, not the launcher the group was named
-        // after: the group is empty only once the component itself has finished dying.
+    /// Stops every Airflow process (a signal to each at once, a grace period, a kill), then the
+    /// broker, and returns the components of which something was still alive 5 s later (empty
+    /// when nothing was left behind). Call it before stopping PgBouncer and PostgreSQL.
+    pub async fn stop(&mut self) -> Vec<String> {
+        let mut all: Vec<Box<dyn Running>> = std::mem::take(&mut self.components);
+        all.extend(self.create_admin.take());
+        futures::future::join_all(all.iter_mut().map(|p| p.stop())).await;
+        // A forked component is the fork server's child, not the launcher it was started as:
+        // it is gone only once the component itself has finished dying.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && groups.iter().any(|g| group_alive(*g)) {
+        while Instant::now() < deadline && all.iter().any(|p| p.remains()) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let left = all
+            .iter()
+            .filter(|p| p.remains())
+            .map(|p| p.name().to_string())
+            .collect();
         if let Some(mut f) = self.forkserver.take() {
             f.stop().await;
         }
         if let Some(mut r) = self.redis.take() {
             r.stop().await;
         }
+        left
     }
 
     fn check_alive(&mut self) -> Result<()> {
@@ -649,42 +686,27 @@ impl Drop for Airflow {
     }
 }
 
-/// True while any process is in the group (a signal-0 probe of the group succeeds).
-pub fn group_alive(pgid: u32) -> bool {
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), None).is_ok()
-}
-
-/// Whether the web servers start through airflow/config/harness_apiserver.py (Airflow 3) and
-/// harness_webserver.py (Airflow 2) rather than exactly as Airflow ships them
-/// (E2E_AIRFLOW_FAST_API, on unless `0`).
-fn fast_start() -> bool {
-    std::env::var("E2E_AIRFLOW_FAST_API").map_or(true, |v| v != "0" && v != "false")
-}
-
 /// Runs a process that is off the path to a healthy deployment (the Celery worker, Airflow 2's
 /// user creation) at a lower CPU priority: on two cores, five Airflow processes importing at once
 /// otherwise delay the ones the health report waits for.
 fn background(spec: &mut Spec) {
-    forkserver::with_nice(spec, 10);
+    spec.nice = Some(10);
 }
 
 /// From nothing to every Airflow component healthy over HTTP: realm, PostgreSQL, PgBouncer,
 /// broker, schema (cached or migrated), the Airflow processes. What `cargo xtask bench` times.
 pub async fn full_flow_once(
+    substrate: Arc<dyn Substrate>,
     dir: &Path,
     version: Version,
-    use_template: bool,
+    knobs: Knobs,
 ) -> Result<(Duration, Vec<(String, f64)>)> {
     let started = Instant::now();
-    let mut stack = Stack::up(dir, crate::stack::Shape::default()).await?;
+    let mut env =
+        Environment::up_with_pgbouncer(substrate, dir, crate::stack::Shape::default()).await?;
     let result = async {
-        let opts = stack.default_pgbouncer_options();
-        stack.start_pgbouncer(&opts).await?;
-        let af_opts = Options {
-            use_template,
-            ..Options::new(version)
-        };
-        let mut af = Airflow::start(&stack, &af_opts, &dir.join("airflow")).await?;
+        let af_opts = Options::new(version, knobs);
+        let mut af = Airflow::start(&env, &af_opts, &dir.join("airflow")).await?;
         let healthy = af.wait_healthy(Duration::from_secs(180)).await;
         let took = started.elapsed();
         af.stop().await;
@@ -692,7 +714,7 @@ pub async fn full_flow_once(
         Ok((took, af.timings.clone()))
     }
     .await;
-    stack.down().await;
+    env.down().await;
     result
 }
 
@@ -705,12 +727,15 @@ mod tests {
         assert_eq!(
             pg_url(
                 "postgresql",
-                "astro_user@EXAMPLE.TEST",
-                "pw",
-                6543,
-                "r-metadata"
+                &crate::probe::sql::Target {
+                    host: "pgbouncer.example.test".into(),
+                    port: 6543,
+                    user: "astro_user@EXAMPLE.TEST".into(),
+                    password: "p@ss/word".into(),
+                    database: "r-metadata".into(),
+                }
             ),
-            "postgresql://astro_user%40EXAMPLE.TEST:pw@127.0.0.1:6543/r-metadata"
+            "postgresql://astro_user%40EXAMPLE.TEST:p%40ss%2Fword@pgbouncer.example.test:6543/r-metadata"
         );
     }
 }

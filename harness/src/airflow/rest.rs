@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
-use super::{url_part, Airflow, Version};
+use super::{Airflow, Version};
 use crate::secret::Secret;
+use harness_config::render::airflow::encode as url_part;
 
 impl Airflow {
     async fn api(&self) -> Result<Api> {

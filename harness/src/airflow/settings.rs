@@ -14,11 +14,14 @@ use super::{pg_url, Version};
 pub(super) struct Inputs<'a> {
     pub version: Version,
     pub dir: &'a Path,
+    /// Airflow's metadata connection (PgBouncer's `<release>-metadata` alias).
     pub metadata: &'a Target,
-    pub metadata_alias: String,
+    /// Celery's result backend: a connection of its own, with its own user, password and
+    /// database (PgBouncer's `<release>-result-backend` alias).
     pub result_backend: &'a Target,
-    pub result_backend_alias: String,
     pub broker_url: String,
+    /// The address the web server binds.
+    pub bind: &'a str,
     pub api_port: u16,
     pub admin_user: &'a str,
     /// Airflow 3's SimpleAuthManager passwords file (written by the caller, 0600).
@@ -29,7 +32,7 @@ pub(super) struct Inputs<'a> {
 }
 
 pub(super) fn environment(i: &Inputs) -> Vec<(String, String)> {
-    let base_url = format!("http://127.0.0.1:{}", i.api_port);
+    let base_url = format!("http://{}:{}", i.bind, i.api_port);
     let mut env: Vec<(String, String)> = vec![
         (
             "AIRFLOW_HOME".into(),
@@ -63,23 +66,11 @@ pub(super) fn environment(i: &Inputs) -> Vec<(String, String)> {
         ),
         (
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN".into(),
-            pg_url(
-                "postgresql",
-                &i.metadata.user,
-                &i.metadata.password,
-                i.metadata.port,
-                &i.metadata_alias,
-            ),
+            pg_url("postgresql", i.metadata),
         ),
         (
             "AIRFLOW__CELERY__RESULT_BACKEND".into(),
-            pg_url(
-                "db+postgresql",
-                &i.result_backend.user,
-                &i.result_backend.password,
-                i.result_backend.port,
-                &i.result_backend_alias,
-            ),
+            pg_url("db+postgresql", i.result_backend),
         ),
         ("AIRFLOW__CELERY__BROKER_URL".into(), i.broker_url.clone()),
         ("AIRFLOW__CELERY__WORKER_CONCURRENCY".into(), "1".into()),
@@ -99,20 +90,14 @@ pub(super) fn environment(i: &Inputs) -> Vec<(String, String)> {
     ];
     match i.version {
         Version::Airflow3 => {
-            let async_url = pg_url(
-                "postgresql+asyncpg",
-                &i.metadata.user,
-                &i.metadata.password,
-                i.metadata.port,
-                &i.metadata_alias,
-            );
+            let async_url = pg_url("postgresql+asyncpg", i.metadata);
             env.extend([
                 ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS".into(), "harness_pgbouncer.SYNC".into()),
                 ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC".into(), "harness_pgbouncer.ASYNC".into()),
                 ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC".into(), format!("{async_url}?prepared_statement_cache_size=0")),
             ]);
             env.extend([
-                ("AIRFLOW__API__HOST".into(), "127.0.0.1".into()),
+                ("AIRFLOW__API__HOST".into(), i.bind.into()),
                 ("AIRFLOW__API__PORT".into(), i.api_port.to_string()),
                 ("AIRFLOW__API__BASE_URL".into(), base_url.clone()),
                 ("AIRFLOW__API__WORKERS".into(), "1".into()),
@@ -128,7 +113,7 @@ pub(super) fn environment(i: &Inputs) -> Vec<(String, String)> {
             ]);
         }
         Version::Airflow2 => env.extend([
-            ("AIRFLOW__WEBSERVER__WEB_SERVER_HOST".into(), "127.0.0.1".into()),
+            ("AIRFLOW__WEBSERVER__WEB_SERVER_HOST".into(), i.bind.into()),
             ("AIRFLOW__WEBSERVER__WEB_SERVER_PORT".into(), i.api_port.to_string()),
             ("AIRFLOW__WEBSERVER__BASE_URL".into(), base_url.clone()),
             ("AIRFLOW__WEBSERVER__WORKERS".into(), "1".into()),
@@ -146,26 +131,36 @@ pub(super) fn environment(i: &Inputs) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
-    fn target(port: u16) -> Target {
+    /// The two connections differ in every field, so a setting built from the wrong one shows.
+    fn metadata() -> Target {
         Target {
-            host: "127.0.0.1".into(),
-            port,
+            host: "pgbouncer.meta.test".into(),
+            port: 6543,
             user: "astro_user@EXAMPLE.TEST".into(),
             password: "pw".into(),
-            database: "ignored".into(),
+            database: "rel-metadata".into(),
+        }
+    }
+
+    fn result_backend() -> Target {
+        Target {
+            host: "pgbouncer.rb.test".into(),
+            port: 6544,
+            user: "celery_user@EXAMPLE.TEST".into(),
+            password: "rb-pw".into(),
+            database: "rel-result-backend".into(),
         }
     }
 
     fn env_for(version: Version) -> std::collections::HashMap<String, String> {
-        let (pgbouncer, dir, passwords) = (target(6543), Path::new("/run/x"), Path::new("/run/p"));
+        let (dir, passwords) = (Path::new("/run/x"), Path::new("/run/p"));
         environment(&Inputs {
             version,
             dir,
-            metadata: &pgbouncer,
-            metadata_alias: "rel-metadata".into(),
-            result_backend: &pgbouncer,
-            result_backend_alias: "rel-result-backend".into(),
-            broker_url: "redis://:s@127.0.0.1:7000/0".into(),
+            metadata: &metadata(),
+            result_backend: &result_backend(),
+            broker_url: "redis://:s@broker.test:7000/0".into(),
+            bind: "web.test",
             api_port: 8088,
             admin_user: "admin",
             passwords_file: passwords,
@@ -176,18 +171,16 @@ mod tests {
     }
 
     #[test]
-    fn both_connections_go_to_pgbouncer_aliases_with_the_celery_executor() {
+    fn each_connection_goes_to_its_own_pgbouncer_alias_with_the_celery_executor() {
         for version in [Version::Airflow3, Version::Airflow2] {
             let env = env_for(version);
-            let conn = &env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"];
-            let rb = &env["AIRFLOW__CELERY__RESULT_BACKEND"];
             assert_eq!(
-                conn,
-                "postgresql://astro_user%40EXAMPLE.TEST:pw@127.0.0.1:6543/rel-metadata"
+                env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+                "postgresql://astro_user%40EXAMPLE.TEST:pw@pgbouncer.meta.test:6543/rel-metadata"
             );
             assert_eq!(
-                rb,
-                "db+postgresql://astro_user%40EXAMPLE.TEST:pw@127.0.0.1:6543/rel-result-backend"
+                env["AIRFLOW__CELERY__RESULT_BACKEND"],
+                "db+postgresql://celery_user%40EXAMPLE.TEST:rb-pw@pgbouncer.rb.test:6544/rel-result-backend"
             );
             assert_eq!(env["AIRFLOW__CORE__EXECUTOR"], "CeleryExecutor");
             assert_eq!(env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"], "9001");
@@ -201,21 +194,21 @@ mod tests {
     fn each_version_gets_its_own_web_server_settings() {
         let three = env_for(Version::Airflow3);
         assert_eq!(three["AIRFLOW__API__PORT"], "8088");
+        assert_eq!(three["AIRFLOW__API__HOST"], "web.test");
         assert_eq!(
             three["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"],
-            "http://127.0.0.1:8088/execution/"
+            "http://web.test:8088/execution/"
         );
         assert_eq!(
             three["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"],
             "/run/p"
         );
-        assert!(
-            three["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].starts_with(
-                "postgresql+asyncpg://astro_user%40EXAMPLE.TEST:pw@127.0.0.1:6543/rel-metadata?"
-            )
-        );
+        assert!(three["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].starts_with(
+            "postgresql+asyncpg://astro_user%40EXAMPLE.TEST:pw@pgbouncer.meta.test:6543/rel-metadata?"
+        ));
         let two = env_for(Version::Airflow2);
         assert_eq!(two["AIRFLOW__WEBSERVER__WEB_SERVER_PORT"], "8088");
+        assert_eq!(two["AIRFLOW__WEBSERVER__WEB_SERVER_HOST"], "web.test");
         assert!(!two.contains_key("AIRFLOW__API__PORT"));
         assert!(!two.contains_key("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"));
     }

@@ -8,9 +8,13 @@ use anyhow::{Context, Result};
 
 use super::venv::{cache_dir, lock_key, path_str};
 use super::Version;
-use crate::component::RunAs;
+use crate::component::Exec;
 use crate::stack::Stack;
-use crate::substrate::local::run_tool;
+
+/// pg_dump and psql are the harness's own clients of the server (beside it, as its superuser).
+async fn run(tool: Exec) -> Result<()> {
+    crate::tools::run(&tool, None).await.map(drop)
+}
 
 /// `target/airflow/template-<version>-<lock hash>.sql`: a changed lock means a new schema.
 /// Bumped when what goes into a template changes (2: Airflow 2's FAB permissions synced), so
@@ -35,26 +39,18 @@ pub async fn save(stack: &Stack, dest: &Path) -> Result<()> {
         .prefix(".template-")
         .suffix(".sql")
         .tempfile_in(dir)?;
-    let port = stack.pg.port.to_string();
-    run_tool(
+    run(Exec::new(
         "dumping the migrated Airflow schema",
-        &crate::tools::path("pg_dump")?,
-        &[
-            "-h",
-            path_str(&stack.pg.socket_dir)?,
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "--no-owner",
-            "--no-privileges",
-            "-f",
-            path_str(staging.path())?,
-            &stack.shape.metadata_db,
-        ],
-        &[],
-        RunAs::Invoker,
+        crate::tools::path("pg_dump")?,
     )
+    .args(stack.pg.superuser_args()?)
+    .args([
+        "--no-owner",
+        "--no-privileges",
+        "-f",
+        path_str(staging.path())?,
+        &stack.shape.names.metadata_db,
+    ]))
     .await?;
     staging
         .persist(dest)
@@ -65,36 +61,24 @@ pub async fn save(stack: &Stack, dest: &Path) -> Result<()> {
 /// Loads the dump into this stack's metadata database as the Kerberos role (so the role owns the
 /// tables, as after a migration through PgBouncer), in one transaction.
 pub async fn restore(stack: &Stack, dump: &Path) -> Result<()> {
-    let port = stack.pg.port.to_string();
     let set_role = format!(
         "SET ROLE \"{}\"",
-        stack.shape.principal.replace('"', "\"\"")
+        stack.shape.names.client_principal.replace('"', "\"\"")
     );
-    run_tool(
+    run(Exec::new(
         "restoring the migrated Airflow schema",
-        &crate::tools::path("psql")?,
-        &[
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-1",
-            "-h",
-            path_str(&stack.pg.socket_dir)?,
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            &stack.shape.metadata_db,
-            "-c",
-            &set_role,
-            "-f",
-            path_str(dump)?,
-        ],
-        &[],
-        RunAs::Invoker,
+        crate::tools::path("psql")?,
     )
+    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-1"])
+    .args(stack.pg.superuser_args()?)
+    .args([
+        "-d",
+        &stack.shape.names.metadata_db,
+        "-c",
+        &set_role,
+        "-f",
+        path_str(dump)?,
+    ]))
     .await
     .with_context(|| {
         format!(

@@ -42,13 +42,9 @@ pub fn venv_path(version: Version) -> Result<PathBuf> {
     Ok(cache_dir().join(format!("venv-{}", lock_key(version)?)))
 }
 
-fn offline() -> bool {
-    std::env::var("E2E_OFFLINE").is_ok_and(|v| v == "1" || v == "true")
-}
-
 /// The venv for `version`, installing it first when the lock changed. The install goes to a
 /// staging directory that is renamed into place, so concurrent runs never see a half-built venv.
-pub async fn ensure(version: Version) -> Result<PathBuf> {
+pub async fn ensure(version: Version, offline: bool) -> Result<PathBuf> {
     static INSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let venv = venv_path(version)?;
     if ready(&venv) {
@@ -61,7 +57,7 @@ pub async fn ensure(version: Version) -> Result<PathBuf> {
     let base = cache_dir();
     std::fs::create_dir_all(&base)
         .with_context(|| format!("could not create {}", base.display()))?;
-    let uv = find_or_install_uv().await?;
+    let uv = find_or_install_uv(offline).await?;
     let staging = tempfile::Builder::new()
         .prefix(".venv-")
         .tempdir_in(&base)?;
@@ -75,7 +71,7 @@ pub async fn ensure(version: Version) -> Result<PathBuf> {
     );
     let started = std::time::Instant::now();
     // --relocatable: the venv is built in the staging directory and then renamed.
-    run_uv(&uv, &["venv", "--quiet", "--relocatable", "--python", PYTHON, path_str(&target)?]).await.with_context(|| {
+    run_uv(&uv, &["venv", "--quiet", "--relocatable", "--python", PYTHON, path_str(&target)?], offline).await.with_context(|| {
         format!("creating the Airflow venv needs Python {PYTHON} (pyenv, python{PYTHON} on PATH, or `apt-get install python{PYTHON}`)")
     })?;
     let python = target.join("bin/python");
@@ -92,11 +88,12 @@ pub async fn ensure(version: Version) -> Result<PathBuf> {
             path_str(&python)?,
             path_str(&lock)?,
         ],
+        offline,
     )
     .await
     .with_context(|| {
         format!(
-            "installing {} (set E2E_OFFLINE=1 only with a warm uv cache)",
+            "installing {} (use --offline only with a warm uv cache)",
             lock.display()
         )
     })?;
@@ -117,12 +114,12 @@ fn ready(venv: &Path) -> bool {
     venv.join("bin/airflow").exists()
 }
 
-async fn run_uv(uv: &Path, args: &[&str]) -> Result<()> {
+async fn run_uv(uv: &Path, args: &[&str], offline: bool) -> Result<()> {
     let mut cmd = tokio::process::Command::new(uv);
     cmd.args(args)
         .env("UV_PYTHON_DOWNLOADS", "never")
         .env_remove("VIRTUAL_ENV");
-    if offline() {
+    if offline {
         cmd.env("UV_OFFLINE", "1");
     }
     let out = cmd
@@ -141,15 +138,15 @@ async fn run_uv(uv: &Path, args: &[&str]) -> Result<()> {
 }
 
 /// `uv` from PATH; when missing, installed with pip (said so), unless the run is offline.
-pub async fn find_or_install_uv() -> Result<PathBuf> {
+pub async fn find_or_install_uv(offline: bool) -> Result<PathBuf> {
     if let Some(p) = on_path("uv") {
         return Ok(p);
     }
     if let Some(p) = uv_from_python().await {
         return Ok(p);
     }
-    if offline() {
-        bail!("uv is not installed and E2E_OFFLINE is set: install it with `python3 -m pip install uv` while online");
+    if offline {
+        bail!("uv is not installed and the run is offline (--offline): install it with `python3 -m pip install uv` while online");
     }
     eprintln!("airflow: uv is not installed; installing it with `python3 -m pip install uv` ...");
     let out = tokio::process::Command::new("python3")

@@ -1,7 +1,7 @@
 //! Which Airflow runs: each version is pinned by its lock file and has its own component set and
 //! health endpoint.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 /// The Airflow versions the harness runs, each pinned by `airflow/requirements-<pin>.lock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,7 +18,7 @@ impl Version {
         }
     }
 
-    /// `3`, `3.3.2`, `2`, `2.11.2` (what `E2E_AIRFLOW` and scenario parameters say).
+    /// `3`, `3.3.2`, `2`, `2.11.2` (what the run's `airflow` setting and scenario parameters say).
     pub fn parse(s: &str) -> Result<Version> {
         match s
             .trim()
@@ -30,14 +30,6 @@ impl Version {
             other => {
                 bail!("unknown Airflow version `{other}`: use 3 (3.3.2, the default) or 2 (2.11.2)")
             }
-        }
-    }
-
-    /// `E2E_AIRFLOW`, or Airflow 3 when it is unset.
-    pub fn from_env() -> Result<Version> {
-        match std::env::var("E2E_AIRFLOW") {
-            Ok(v) if !v.trim().is_empty() => Version::parse(&v).context("E2E_AIRFLOW"),
-            _ => Ok(Version::Airflow3),
         }
     }
 

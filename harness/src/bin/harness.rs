@@ -1,5 +1,7 @@
 //! The harness library's own command line, driven by `cargo xtask` (which installs what is
-//! missing first): a long-lived environment for poking at by hand, and the benchmark.
+//! missing first): a long-lived environment for poking at by hand, and the benchmark. Like the
+//! scenario runner it is an edge: it reads the run's settings (`E2E_*`, see
+//! `harness_config::settings`) once and hands them to the library.
 
 use std::path::PathBuf;
 
@@ -33,6 +35,29 @@ enum Cmd {
         /// Also run Airflow (3 or 2) behind PgBouncer, until every component is healthy.
         #[arg(long)]
         airflow: Option<String>,
+        /// Build a replayed deployment as written, lint errors included.
+        #[arg(long, requires = "deployment")]
+        reproduce: bool,
+    },
+    /// The kind tier: preflight, then the plan printed (--dry-run) or carried out.
+    Kind {
+        /// Where the run's rendered files and evidence go.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        deployment: PathBuf,
+        #[arg(long)]
+        values: PathBuf,
+        /// Astronomer's platform chart, unpacked (`helm pull astronomer/astronomer --untar`).
+        #[arg(long)]
+        astronomer_chart: Option<PathBuf>,
+        #[arg(long, default_value = "0.37.7")]
+        platform: String,
+        /// An existing cluster instead of a new kind cluster.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Measures the stack start-up against a naive sequential script; prints JSON.
     Bench {
@@ -43,6 +68,12 @@ enum Cmd {
     },
 }
 
+/// The substrate these commands run on: the local one (the only tier this machine runs).
+fn local() -> std::sync::Arc<dyn harness::substrate::Substrate> {
+    harness::substrate::for_tier(harness::substrate::Tier::Local)
+        .expect("the local tier is always available")
+}
+
 fn main() {
     harness::child::dispatch();
     let cli = Cli::parse();
@@ -51,21 +82,61 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let result: Result<()> = rt.block_on(async {
+        let settings = harness_config::settings::Settings::from_vars(|k| std::env::var(k).ok())?;
+        let knobs = harness::airflow::Knobs::from(&settings);
         match cli.cmd {
             Cmd::EnvServe {
                 dir,
                 deployment,
                 values,
                 airflow,
+                reproduce,
             } => {
                 let airflow = airflow
                     .as_deref()
                     .map(harness::airflow::Version::parse)
                     .transpose()?;
-                harness::envctl::serve(&dir, deployment.as_deref(), values.as_deref(), airflow)
-                    .await
+                let policy = if reproduce {
+                    harness::replay::Policy::Reproduce
+                } else {
+                    harness::replay::Policy::Refuse
+                };
+                harness::envctl::serve(
+                    local(),
+                    &dir,
+                    deployment
+                        .as_deref()
+                        .map(|d| (d, values.as_deref(), policy)),
+                    airflow.map(|v| (v, knobs)),
+                )
+                .await
             }
-            Cmd::Bench { runs, out } => harness::bench::run(runs, out.as_deref()).await,
+            Cmd::Bench { runs, out } => {
+                let version = harness::airflow::Version::parse(&settings.airflow)?;
+                harness::bench::run(local(), runs, out.as_deref(), version, knobs).await
+            }
+            Cmd::Kind {
+                dir,
+                deployment,
+                values,
+                astronomer_chart,
+                platform,
+                kubeconfig,
+                dry_run,
+            } => {
+                let name = format!(
+                    "astro-e2e-{}",
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                );
+                let mut options = harness::kind::Options::new(&name, &dir, &values, &deployment);
+                options.platform = platform.parse()?;
+                options.chart = astronomer_chart;
+                options.kubeconfig = kubeconfig;
+                let code = harness::kind::main(harness::kind::Request { options, dry_run }).await?;
+                std::process::exit(code);
+            }
         }
     });
     if let Err(e) = result {

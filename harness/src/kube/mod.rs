@@ -1,5 +1,5 @@
-//! The API server tier: etcd and a real kube-apiserver on loopback (own PKI, token file,
-//! RBAC), the reference webhook served over HTTPS and registered as Kubernetes calls it, a
+//! The API server tier: etcd and a real kube-apiserver started through the run's substrate (own
+//! PKI, token file, RBAC), the reference webhook served over HTTPS and registered as Kubernetes calls it, a
 //! kube-rs client, and the manifests the harness renders. Pods are admitted, never run: there
 //! is no node.
 
@@ -20,6 +20,8 @@ use serde_json::Value;
 use self::apiserver::Apiserver;
 use self::etcd::Etcd;
 use self::pki::Pki;
+use crate::component::RunAs;
+use crate::substrate::{Place, Substrate};
 
 /// The field manager of everything the harness applies.
 pub const FIELD_MANAGER: &str = "e2e-harness";
@@ -35,10 +37,23 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub async fn start(dir: &Path) -> Result<Cluster> {
+    /// `binary` is the kube-apiserver the run's settings name (`Settings::kube_apiserver`).
+    pub async fn start(
+        substrate: &Arc<dyn Substrate>,
+        binary: Option<&Path>,
+        dir: &Path,
+    ) -> Result<Cluster> {
+        let bin = apiserver::binary(binary)?;
         let pki = Pki::create(&dir.join("pki"))?;
-        let etcd = Etcd::start(&dir.join("etcd")).await?;
-        let mut api = Apiserver::start(&dir.join("apiserver"), &pki, &etcd.client_url).await?;
+        let etcd = Etcd::start(substrate, &dir.join("etcd")).await?;
+        let mut api = Apiserver::start(
+            substrate,
+            &bin,
+            &dir.join("apiserver"),
+            &pki,
+            &etcd.client_url,
+        )
+        .await?;
         let client = client(&api.url, &pki.ca_pem, api.token.expose())?;
         api.wait_ready(&client, Duration::from_secs(60)).await?;
         Ok(Cluster {
@@ -54,10 +69,10 @@ impl Cluster {
     /// The API server first (it would log etcd errors while stopping), then etcd.
     pub async fn stop(&mut self) {
         if let Some(mut a) = self.apiserver.take() {
-            a.process.stop().await;
+            a.running.stop().await;
         }
         if let Some(mut e) = self.etcd.take() {
-            e.process.stop().await;
+            e.running.stop().await;
         }
     }
 
@@ -132,28 +147,37 @@ fn rustls_pem_der(pem: &str) -> Result<Vec<u8>> {
         .context("the CA certificate is not PEM")
 }
 
-/// The reference webhook, served in this process over HTTPS on a free loopback port with a
-/// certificate from the run's CA: the same library code the `kerberos-webhook` binary runs.
+/// The reference webhook, served in this process over HTTPS at the address and port the run's
+/// substrate gives a place of its own, with a certificate from the run's CA: the same library
+/// code the `kerberos-webhook` binary runs.
 pub struct Webhook {
     pub url: String,
     pub config: kerberos_webhook::Config,
     server: Option<kerberos_webhook::Server>,
+    place: Place,
     port: u16,
     tls: Arc<kerberos_webhook::tls::ServerConfig>,
 }
 
 impl Webhook {
-    pub async fn start(pki: &Pki, config: kerberos_webhook::Config) -> Result<Webhook> {
-        let cert = pki.serving("webhook", &["127.0.0.1"])?;
+    pub async fn start(
+        substrate: &Arc<dyn Substrate>,
+        dir: &Path,
+        pki: &Pki,
+        config: kerberos_webhook::Config,
+    ) -> Result<Webhook> {
+        let place = substrate.place("webhook", dir, RunAs::Invoker)?;
+        let port = substrate.listen_port(&place, "https", 8443)?;
+        let cert = pki.serving("webhook", &[place.host.as_str()])?;
         let tls = kerberos_webhook::tls::server_config(
             cert.cert_pem.as_bytes(),
             cert.key_pem.as_bytes(),
         )?;
-        let port = crate::ports::free_port()?;
         let mut w = Webhook {
-            url: format!("https://127.0.0.1:{port}/mutate"),
+            url: format!("https://{}:{port}/mutate", place.host),
             config,
             server: None,
+            place,
             port,
             tls,
         };
@@ -168,9 +192,10 @@ impl Webhook {
 
     /// Serves again on the same port (the registration names it).
     pub async fn resume(&mut self) -> Result<()> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+        let bind = (self.place.bind.as_str(), self.port);
+        let listener = tokio::net::TcpListener::bind(bind)
             .await
-            .with_context(|| format!("the webhook could not listen on 127.0.0.1:{}", self.port))?;
+            .with_context(|| format!("the webhook could not listen on {}:{}", bind.0, bind.1))?;
         self.server = Some(kerberos_webhook::serve(
             listener,
             self.tls.clone(),

@@ -15,7 +15,10 @@ use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL};
 use postgres_protocol::message::{backend, frontend};
 use serde::{Deserialize, Serialize};
 
-use crate::child::CHILD_VAR;
+/// The variable that makes a re-executed harness binary run a probe ([`crate::child::dispatch`]),
+/// and its value for the GSS login.
+pub const CHILD_VAR: &str = "HARNESS_CHILD";
+pub const GSS_LOGIN: &str = "gss-login";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginRequest {
@@ -42,7 +45,7 @@ pub struct LoginOutcome {
     pub gss_error: Option<String>,
     /// The server's ErrorResponse message (with SQLSTATE) when it refused.
     pub server_error: Option<String>,
-    /// The initiator name MIT used, when known.
+    /// The rows the request's `query` returned after the login, as text (NULL as None).
     pub rows: Vec<Vec<Option<String>>>,
 }
 
@@ -69,7 +72,7 @@ pub async fn login(req: &LoginRequest, krb_env: &[(String, String)]) -> Result<L
             cmd.env_remove(k);
         }
     }
-    cmd.env(CHILD_VAR, "gss-login")
+    cmd.env(CHILD_VAR, GSS_LOGIN)
         .envs(krb_env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -1,18 +1,24 @@
 //! The local substrate: components as child processes on loopback, each in its own process
-//! group so teardown reaches grandchildren too (Airflow forks, PostgreSQL backends).
+//! group so teardown reaches grandchildren too (Airflow forks, PostgreSQL backends). A place is
+//! a directory of the run; its files are the artifacts.
 
-use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::component::{Readiness, RunAs, Spec};
+use super::{Endpoint, LogCursor, Place, Running, Substrate, Tier};
+use crate::component::{Exec, ExecOutput, File, NamedPort, Readiness, RunAs, Source, Spec};
 use crate::tools;
+
+/// Loopback: what the harness and every other component dial locally.
+const LOOPBACK: &str = "127.0.0.1";
 
 /// Process groups of every component still running, so a signal handler can stop them all
 /// (Drop does not run when the harness is interrupted).
@@ -32,6 +38,85 @@ fn untrack(pgid: Pid) {
         .retain(|p| *p != pgid.as_raw());
 }
 
+/// The local substrate (see the module comment).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Local;
+
+#[async_trait]
+impl Substrate for Local {
+    fn tier(&self) -> Tier {
+        Tier::Local
+    }
+
+    fn place(&self, name: &str, artifacts: &Path, owner: RunAs) -> Result<Place> {
+        std::fs::create_dir_all(artifacts)
+            .with_context(|| format!("could not create {}", artifacts.display()))?;
+        crate::run::make_traversable(artifacts)?;
+        if owner == RunAs::ServiceUser {
+            tools::give_to_service_user(artifacts)?;
+        }
+        Ok(Place {
+            name: name.into(),
+            dir: artifacts.to_path_buf(),
+            artifacts: artifacts.to_path_buf(),
+            host: LOOPBACK.into(),
+            bind: LOOPBACK.into(),
+            clients: format!("{LOOPBACK}/32"),
+            owner,
+        })
+    }
+
+    fn listen_port(&self, _place: &Place, _name: &str, _default: u16) -> Result<u16> {
+        super::ports::free_port()
+    }
+
+    async fn start(&self, place: &Place, spec: Spec) -> Result<Box<dyn Running>> {
+        for f in &spec.files {
+            self.put_file(place, f.clone()).await?;
+        }
+        let log = place.artifacts.join(format!("{}.log", spec.name));
+        Ok(Box::new(Process::start(place, &spec, &log).await?))
+    }
+
+    async fn exec(&self, place: &Place, tool: Exec) -> Result<ExecOutput> {
+        tools::run(&tool, Some(&place.dir)).await
+    }
+
+    async fn put_file(&self, place: &Place, file: File) -> Result<()> {
+        let path = place.path(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // Created with its final mode, so a keytab is never readable by others, not even briefly.
+        let _ = std::fs::remove_file(&path);
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(file.mode)
+                .open(&path)
+                .with_context(|| format!("could not write {}", path.display()))?;
+            f.write_all(&file.contents)?;
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))?;
+        if place.owner == RunAs::ServiceUser {
+            tools::give_to_service_user(&path)?;
+        }
+        Ok(())
+    }
+
+    async fn read_file(&self, place: &Place, rel: &str) -> Result<Vec<u8>> {
+        let path = place.path(rel);
+        std::fs::read(&path).with_context(|| format!("could not read {}", path.display()))
+    }
+
+    fn kill_all(&self) -> usize {
+        kill_all()
+    }
+}
+
 /// Kills every component this process started and has not stopped yet (Ctrl-C, run timeout).
 pub fn kill_all() -> usize {
     let groups = std::mem::take(&mut *LIVE_GROUPS.lock().expect("process registry poisoned"));
@@ -43,31 +128,52 @@ pub fn kill_all() -> usize {
 
 /// A running component. Dropping it kills its whole process group, so a panic, a failed step or
 /// Ctrl-C never leaves a daemon behind.
-pub struct Process {
-    pub name: String,
-    pub log: PathBuf,
+struct Process {
+    name: String,
+    log: PathBuf,
+    ports: Vec<NamedPort>,
     child: Child,
     pgid: Option<Pid>,
+    /// The group id, kept after stop to tell whether anything of it is left.
+    group: Option<Pid>,
     stop_grace: Duration,
 }
 
 impl Process {
     /// Starts `spec` with stdout and stderr appended to `log` and waits for its readiness check.
-    pub async fn start(spec: &Spec, log: &Path) -> Result<Process> {
-        if !spec.program.exists() {
+    async fn start(place: &Place, spec: &Spec, log: &Path) -> Result<Process> {
+        let program = match &spec.source {
+            Source::Program(p) => p.clone(),
+            Source::Image(image) => bail!(
+                "{}: the local tier runs programs, not images (`{image}`); run it with --tier docker",
+                spec.name
+            ),
+        };
+        if !program.exists() {
             bail!(
                 "{}: program {} does not exist; run `cargo xtask doctor` to see how to install it",
                 spec.name,
-                spec.program.display()
+                program.display()
             );
         }
-        let out = File::options()
+        let out = std::fs::File::options()
             .create(true)
             .append(true)
             .open(log)
             .with_context(|| format!("could not open log {}", log.display()))?;
+        if place.owner == RunAs::ServiceUser {
+            tools::give_to_service_user(log)?;
+        }
         let err = out.try_clone()?;
-        let mut cmd = Command::new(&spec.program);
+        let mut cmd = match spec.nice {
+            // Off the critical path: lower priority, inherited by everything it forks.
+            Some(level) if Path::new("/usr/bin/nice").exists() => {
+                let mut c = Command::new("/usr/bin/nice");
+                c.arg("-n").arg(level.to_string()).arg(&program);
+                c
+            }
+            _ => Command::new(&program),
+        };
         cmd.args(&spec.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
@@ -78,17 +184,18 @@ impl Process {
             cmd.env_remove(k);
         }
         cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-        if let Some(cwd) = &spec.cwd {
-            cmd.current_dir(cwd);
-        }
+        cmd.current_dir(match &spec.cwd {
+            Some(cwd) => place.dir.join(cwd),
+            None => place.dir.clone(),
+        });
         if spec.run_as == RunAs::ServiceUser {
             if let Some((uid, gid)) = tools::service_user()? {
                 cmd.uid(uid).gid(gid);
             }
         }
-        let child = cmd.spawn().with_context(|| {
-            format!("{}: could not start {}", spec.name, spec.program.display())
-        })?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("{}: could not start {}", spec.name, program.display()))?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         if let Some(g) = pgid {
             track(g);
@@ -96,12 +203,32 @@ impl Process {
         let mut p = Process {
             name: spec.name.clone(),
             log: log.to_path_buf(),
+            ports: spec.ports.clone(),
             child,
             pgid,
+            group: pgid,
             stop_grace: spec.stop_grace,
         };
         p.wait_ready(&spec.readiness, spec.ready_timeout).await?;
         Ok(p)
+    }
+
+    fn port(&self, name: &str) -> Result<u16> {
+        self.ports
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.port)
+            .with_context(|| {
+                format!(
+                    "internal: {} has no port named `{name}` (it has: {})",
+                    self.name,
+                    self.ports
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
     }
 
     async fn wait_ready(&mut self, r: &Readiness, timeout: Duration) -> Result<()> {
@@ -110,12 +237,8 @@ impl Process {
             Readiness::LogLine(re) => Some(regex::Regex::new(re)?),
             _ => None,
         };
-        let http = match r {
-            Readiness::Http(_) => Some(
-                reqwest::Client::builder()
-                    .timeout(Duration::from_secs(2))
-                    .build()?,
-            ),
+        let port = match r {
+            Readiness::Port(name) => Some(self.port(name)?),
             _ => None,
         };
         let mut delay = Duration::from_millis(5);
@@ -126,22 +249,20 @@ impl Process {
                     "{} exited during start-up ({status}); last lines of {}:\n{}",
                     self.name,
                     self.log.display(),
-                    tail(&self.log, 15)
+                    crate::logs::tail(&self.log, 15)
                 );
             }
             let ready = match r {
                 Readiness::None => true,
-                Readiness::TcpPort(port) => tokio::net::TcpStream::connect(("127.0.0.1", *port))
-                    .await
-                    .is_ok(),
+                Readiness::Port(_) => {
+                    tokio::net::TcpStream::connect((LOOPBACK, port.unwrap_or_default()))
+                        .await
+                        .is_ok()
+                }
                 Readiness::LogLine(_) => {
                     let text = std::fs::read_to_string(&self.log).unwrap_or_default();
                     line_re.as_ref().is_some_and(|re| re.is_match(&text))
                 }
-                Readiness::Http(url) => match http.as_ref().unwrap().get(url).send().await {
-                    Ok(resp) => resp.status().as_u16() < 500,
-                    Err(_) => false,
-                },
             };
             if ready {
                 return Ok(());
@@ -152,25 +273,57 @@ impl Process {
                     self.name,
                     timeout,
                     self.log.display(),
-                    tail(&self.log, 15)
+                    crate::logs::tail(&self.log, 15)
                 );
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
         }
     }
+}
 
-    /// True while the main process has not exited.
-    pub fn is_running(&mut self) -> bool {
+#[async_trait]
+impl Running for Process {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn endpoint(&self, port: &str) -> Result<Endpoint> {
+        Ok(Endpoint {
+            host: LOOPBACK.into(),
+            port: self.port(port)?,
+        })
+    }
+
+    fn peer_endpoint(&self, port: &str) -> Result<Endpoint> {
+        self.endpoint(port)
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.log.clone()
+    }
+
+    fn log_cursor(&self) -> LogCursor {
+        LogCursor(std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0))
+    }
+
+    fn log_since(&self, cursor: LogCursor) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        let start = (cursor.0 as usize).min(text.len());
+        String::from_utf8_lossy(&text[start..]).into_owned()
+    }
+
+    fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.pgid.map(|p| p.as_raw() as u32)
+    fn remains(&self) -> bool {
+        // A signal-0 probe of the group succeeds while any process is in it.
+        self.group.is_some_and(|g| killpg(g, None).is_ok())
     }
 
     /// SIGTERM to the process group, a grace period, then SIGKILL.
-    pub async fn stop(&mut self) {
+    async fn stop(&mut self) {
         let Some(pgid) = self.pgid.take() else { return };
         let _ = killpg(pgid, Signal::SIGTERM);
         let waited = tokio::time::timeout(self.stop_grace, self.child.wait()).await;
@@ -195,47 +348,4 @@ impl Drop for Process {
             untrack(pgid);
         }
     }
-}
-
-/// The last `n` lines of a log file, for error messages.
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    crate::redact::redact(&lines[start..].join("\n"))
-}
-
-/// Runs a short-lived command to completion, returning stdout; on failure the error names the
-/// command and carries its stderr.
-pub async fn run_tool(
-    what: &str,
-    program: &Path,
-    args: &[&str],
-    env: &[(String, String)],
-    run_as: RunAs,
-) -> Result<String> {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null());
-    if run_as == RunAs::ServiceUser {
-        if let Some((uid, gid)) = tools::service_user()? {
-            cmd.uid(uid).gid(gid);
-        }
-    }
-    let out = cmd
-        .output()
-        .await
-        .with_context(|| format!("{what}: could not run {}", program.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {} {}\n{}{}",
-            out.status,
-            program.display(),
-            crate::redact::redact(&args.join(" ")),
-            crate::redact::redact(&String::from_utf8_lossy(&out.stdout)),
-            crate::redact::redact(&String::from_utf8_lossy(&out.stderr))
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

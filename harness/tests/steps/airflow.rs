@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context as _, Result};
 use cucumber::{then, when};
 use harness::airflow::{self, browser, health::Health, Airflow, Options, Version};
+use harness::environment::Component;
 use harness::probe::sql;
 use harness::secret::Secret;
 
@@ -24,6 +25,16 @@ pub struct AirflowState {
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
+/// How the run's settings say Airflow is run.
+fn knobs() -> airflow::Knobs {
+    airflow::Knobs::from(&super::context::get().settings)
+}
+
+/// The Airflow version of scenarios that do not name one (`--airflow`).
+fn run_version() -> Result<Version> {
+    Version::parse(&super::context::get().settings.airflow)
+}
+
 fn save(w: &World, name: &str, text: &str) -> Result<()> {
     let path = w.dir()?.join(name);
     std::fs::write(&path, harness::redact::redact(text))
@@ -31,10 +42,10 @@ fn save(w: &World, name: &str, text: &str) -> Result<()> {
 }
 
 async fn deploy(w: &mut World, opts: Options) -> Result<()> {
-    w.airflow.slot = Some(airflow::slot().await);
+    w.airflow.slot = Some(airflow::slot(super::context::get().settings.airflow_concurrency).await);
     let dir = w.dir()?.join("airflow");
     let started = Instant::now();
-    let stack = w.stack()?;
+    let stack = w.env()?;
     // Start-up includes a one-time venv install on a fresh machine (about 15 s with uv).
     let af = within(
         "installing and starting Airflow",
@@ -91,19 +102,19 @@ async fn deploy(w: &mut World, opts: Options) -> Result<()> {
 
 #[when(expr = "Airflow {string} is deployed with its connections through PgBouncer")]
 async fn deploy_version(w: &mut World, version: String) -> Result<()> {
-    deploy(w, Options::new(Version::parse(&version)?)).await
+    deploy(w, Options::new(Version::parse(&version)?, knobs())).await
 }
 
 #[when("Airflow is deployed with its connections through PgBouncer")]
 async fn deploy_default(w: &mut World) -> Result<()> {
-    deploy(w, Options::new(Version::from_env()?)).await
+    deploy(w, Options::new(run_version()?, knobs())).await
 }
 
 #[when("Airflow is deployed with a metadata connection password that differs from users.txt")]
 async fn deploy_wrong_password(w: &mut World) -> Result<()> {
     let opts = Options {
         metadata_password: Some(Secret::generate()),
-        ..Options::new(Version::from_env()?)
+        ..Options::new(run_version()?, knobs())
     };
     deploy(w, opts).await
 }
@@ -184,10 +195,8 @@ async fn browser_sees_ui(w: &mut World) -> Result<()> {
 async fn airflow_sessions_gss(w: &mut World, principal: String) -> Result<()> {
     let principal = w.x(&principal);
     deployment(w)?;
-    let s = w.stack()?;
-    let client = s.pg.superuser("postgres").await?;
-    let rows = sql::simple_rows(
-        &client,
+    let rows = w.env()?.superuser_rows(
+        "postgres",
         "SELECT a.pid::text AS pid, a.usename AS role, a.datname AS db, a.client_addr::text AS client, \
          g.gss_authenticated::text AS gss, g.principal AS principal, g.encrypted::text AS encrypted \
          FROM pg_stat_activity a JOIN pg_stat_gssapi g ON g.pid = a.pid \
@@ -266,23 +275,24 @@ async fn run_succeeds(w: &mut World) -> Result<()> {
         worker_log_path.display()
     );
     // The worker stored the task's result through PgBouncer's result-backend alias.
-    let s = w.stack()?;
-    let client = s.pg.superuser(&s.shape.result_backend_db).await?;
+    let s = w.env()?;
+    let rb_db = s.shape().names.result_backend_db.clone();
     // Celery stores the result after the task returns, which can be after Airflow marks the run.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let rows = sql::simple_rows(
-            &client,
-            "SELECT status FROM celery_taskmeta WHERE status = 'SUCCESS'",
-        )
-        .await;
+        let rows = s
+            .superuser_rows(
+                &rb_db,
+                "SELECT status FROM celery_taskmeta WHERE status = 'SUCCESS'",
+            )
+            .await;
         if rows.as_ref().is_ok_and(|r| !r.is_empty()) {
             break;
         }
         if Instant::now() > deadline {
             bail!(
                 "Celery's result backend (celery_taskmeta, through `{}`) holds no SUCCESS result 30 s after the run succeeded{}",
-                s.shape.result_backend_alias(),
+                s.shape().result_backend_alias(),
                 rows.err().map(|e| format!(": {e}")).unwrap_or_default()
             );
         }
@@ -291,21 +301,65 @@ async fn run_succeeds(w: &mut World) -> Result<()> {
     Ok(())
 }
 
+#[then("the Celery result is in the result backend's own database, not in the metadata database")]
+async fn result_in_own_database(w: &mut World) -> Result<()> {
+    let s = w.env()?;
+    let n = &s.shape().names;
+    ensure!(
+        n.result_backend_db != n.metadata_db,
+        "the deployment's result backend shares the metadata database `{}`: nothing to tell apart",
+        n.metadata_db
+    );
+    let count = |rows: Vec<harness::environment::Row>| {
+        rows.first()
+            .and_then(|r| sql::cell(r, "n"))
+            .unwrap_or("0")
+            .to_string()
+    };
+    let stored = s
+        .superuser_rows(
+            &n.result_backend_db,
+            "SELECT count(*)::text AS n FROM celery_taskmeta WHERE status = 'SUCCESS'",
+        )
+        .await?;
+    let stored = count(stored);
+    let in_metadata = count(
+        s.superuser_rows(
+            &n.metadata_db,
+            "SELECT count(*)::text AS n FROM pg_tables WHERE tablename = 'celery_taskmeta'",
+        )
+        .await?,
+    );
+    save(
+        w,
+        "result-backend.txt",
+        &format!(
+            "result backend database {}: {stored} SUCCESS row(s) in celery_taskmeta\nmetadata database {}: celery_taskmeta tables: {in_metadata}\n",
+            n.result_backend_db, n.metadata_db
+        ),
+    )?;
+    ensure!(
+        stored != "0",
+        "celery_taskmeta in `{}` holds no SUCCESS result",
+        n.result_backend_db
+    );
+    ensure!(
+        in_metadata == "0",
+        "the metadata database `{}` has a celery_taskmeta table: the result backend wrote there",
+        n.metadata_db
+    );
+    Ok(())
+}
+
 #[then(expr = "PgBouncer's pools show traffic on {string} and {string}")]
 async fn pools_show_traffic(w: &mut World, a: String, b: String) -> Result<()> {
     let (a, b) = (w.x(&a), w.x(&b));
     deployment(w)?;
-    let admin = w
-        .stack()?
-        .admin_target()
-        .context("PgBouncer is not running")?;
-    let client = sql::connect(&admin, Duration::from_secs(5))
-        .await
-        .map_err(|e| anyhow::anyhow!("PgBouncer's admin console: {e}"))?;
+    let env = w.env()?;
     let mut text = String::new();
     let mut stats = Vec::new();
     for q in ["SHOW POOLS", "SHOW STATS"] {
-        let rows = sql::simple_rows(&client, q).await?;
+        let rows = env.pgbouncer_admin(q).await?;
         text += &format!("{q}:\n");
         for r in &rows {
             let cells: Vec<String> = r
@@ -341,21 +395,15 @@ async fn ordered_teardown(w: &mut World) -> Result<()> {
         .deployment
         .take()
         .context("Airflow was not deployed")?;
-    let groups = af.pids();
-    within("stopping Airflow", Duration::from_secs(30), async {
-        af.stop().await;
-        Ok(())
+    let left = within("stopping Airflow", Duration::from_secs(30), async {
+        Ok(af.stop().await)
     })
     .await?;
-    let left: Vec<u32> = groups
-        .into_iter()
-        .filter(|g| airflow::group_alive(*g))
-        .collect();
     ensure!(
         left.is_empty(),
-        "Airflow process groups still alive after stopping: {left:?}"
+        "Airflow components still alive after stopping: {left:?}"
     );
-    if let Some(mut s) = w.stack.take() {
+    if let Some(mut s) = w.env.take() {
         s.down().await;
     }
     Ok(())
@@ -398,13 +446,7 @@ async fn diagnosis_says(w: &mut World, needle: String) -> Result<()> {
 
 #[then("the diagnosis points at the PgBouncer log line")]
 async fn diagnosis_points_at_log(w: &mut World) -> Result<()> {
-    let log = w
-        .stack()?
-        .pgbouncer
-        .as_ref()
-        .context("PgBouncer is not running")?
-        .log
-        .clone();
+    let log = w.env()?.log_file(Component::Pgbouncer);
     let Some(Err(e)) = &w.airflow.outcome else {
         bail!("there is no failure diagnosis")
     };

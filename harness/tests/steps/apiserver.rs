@@ -16,7 +16,7 @@ use kerberos_webhook::inject::{
 };
 use serde_json::{json, Value};
 
-use super::{within, World};
+use super::{context, within, World};
 
 /// The API server, the webhook and what the scenario sent and got back.
 #[derive(Default)]
@@ -95,11 +95,15 @@ async fn apiserver_with_webhook(w: &mut World) -> Result<()> {
     let c = within(
         "starting etcd and kube-apiserver",
         Duration::from_secs(90),
-        Cluster::start(&dir),
+        Cluster::start(
+            &context::get().substrate,
+            context::get().settings.kube_apiserver.as_deref(),
+            &dir,
+        ),
     )
     .await?;
     let cfg = manifests::webhook_config(&selectors);
-    let hook = Webhook::start(&c.pki, cfg).await?;
+    let hook = Webhook::start(&context::get().substrate, &dir.join("webhook"), &c.pki, cfg).await?;
     let mwc = manifests::mutating_webhook_configuration(
         &hook.config,
         &c.pki.ca_pem,
@@ -121,9 +125,11 @@ async fn create_pod(w: &mut World, pod: Value) -> Result<Result<Value, String>> 
         .context("pod without namespace")?
         .to_string();
     let keytab = Secret::generate();
-    for o in
-        manifests::credential_objects(&ns, &krb5_conf(&w.shape.realm), keytab.expose().as_bytes())
-    {
+    for o in manifests::credential_objects(
+        &ns,
+        &krb5_conf(&w.shape.names.realm),
+        keytab.expose().as_bytes(),
+    ) {
         c.apply(&o).await?;
     }
     let got = c.create(&pod).await;
@@ -455,13 +461,13 @@ fn rendered(w: &World, c: &Cluster) -> Result<Vec<Value>> {
     for ns in [pods::deployment_namespace(&d), pods::houston_namespace(&v)] {
         all.extend(manifests::credential_objects(
             &ns,
-            &krb5_conf(&w.shape.realm),
+            &krb5_conf(&w.shape.names.realm),
             keytab.expose().as_bytes(),
         ));
         all.extend(manifests::external_services(
             &ns,
             manifests::REFERENCE_KDC_HOST,
-            &w.shape.db_host,
+            &w.shape.names.db_host,
         ));
     }
     all.push(pods::as_deployment(&pods::deployment_pgbouncer(&d, &v)));

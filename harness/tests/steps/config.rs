@@ -2,15 +2,13 @@
 //! the environment from it (replay), so the run shows what the platform would do with it.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _, Result};
 use cucumber::{gherkin::Step, given, then, when};
 use harness::replay::{self, Policy};
-use harness::stack::Stack;
 use harness_config::{lint_main, Format, LintArgs};
 
-use super::{within, World};
+use super::World;
 
 /// The configuration files of one scenario and what lint said about them.
 #[derive(Default)]
@@ -161,8 +159,13 @@ async fn lint_clean(w: &mut World) -> Result<()> {
 
 #[then(expr = "lint reports {word} as {word} in the deployment file")]
 async fn lint_reports(w: &mut World, rule: String, severity: String) -> Result<()> {
-    let run = lint_run(w)?;
     let file = deployment(w)?.display().to_string();
+    reported_in(w, &rule, &severity, &file)
+}
+
+/// Lint's report has `rule` with `severity` in `file`, naming the field.
+pub(super) fn reported_in(w: &World, rule: &str, severity: &str, file: &str) -> Result<()> {
+    let run = lint_run(w)?;
     let all = findings(run)?;
     let hit = all.iter().find(|f| f.0 == rule);
     let Some((_, sev, in_file, path)) = hit else {
@@ -245,15 +248,7 @@ async fn build(w: &mut World, policy: Policy) -> Result<()> {
     let r = replay::load(&file, w.config.values.as_deref(), policy)?;
     // Scenario text ({principal}, {spn}, ...) now speaks of the replayed configuration.
     w.shape = r.shape.clone();
-    let dir = w.dir()?.clone();
-    let stack = within(
-        "starting the realm and PostgreSQL",
-        Duration::from_secs(90),
-        Stack::up(&dir, r.shape),
-    )
-    .await?;
-    w.pg_log_offset = stack.pg.log_offset();
-    w.stack = Some(stack);
+    w.up(r.shape).await?;
     super::pgbouncer::start(w, |_| {}).await
 }
 
@@ -269,11 +264,11 @@ async fn build_as_written(w: &mut World) -> Result<()> {
 
 #[when(expr = "a client connects through PgBouncer to the {word} database as Airflow would")]
 async fn client_connects_to(w: &mut World, which: String) -> Result<()> {
-    let s = w.stack()?;
-    let pw = s.client_password.expose().to_string();
+    let s = w.env()?;
+    let pw = s.client_password().to_string();
     let target = match which.as_str() {
-        "metadata" => s.metadata_target(&pw),
-        "result-backend" => s.result_backend_target(&pw),
+        "metadata" => s.metadata_target(&pw)?,
+        "result-backend" => s.result_backend_target(&pw)?,
         other => bail!("no `{other}` database: write metadata or result-backend"),
     };
     super::pgbouncer::connect_as_user(w, &target).await
@@ -282,13 +277,10 @@ async fn client_connects_to(w: &mut World, which: String) -> Result<()> {
 #[then(expr = "PgBouncer runs an ini that says {string}")]
 async fn ini_says(w: &mut World, line: String) -> Result<()> {
     let line = w.x(&line);
-    let ini_path = w.stack()?.dir.join("pgbouncer/pgbouncer.ini");
-    let ini = std::fs::read_to_string(&ini_path)
-        .with_context(|| format!("reading {}", ini_path.display()))?;
+    let ini = w.env()?.pgbouncer_ini().await?;
     ensure!(
         ini.lines().any(|l| l.trim() == line),
-        "{} has no line `{line}`; it is:\n{ini}",
-        ini_path.display()
+        "PgBouncer's ini has no line `{line}`; it is:\n{ini}"
     );
     Ok(())
 }

@@ -1,19 +1,24 @@
-//! What the whole run shares: the run directory, the tier, the configuration being exercised.
-//! `cargo xtask e2e` passes these in the environment (E2E_*).
+//! What the whole run shares: the run directory, the settings and the substrate of the tier, the
+//! configuration being exercised. `cargo xtask e2e` passes the settings in the environment
+//! (E2E_*, parsed once here by `harness_config::settings`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use harness::replay::Policy;
 use harness::run::RunDir;
 use harness::stack::Shape;
-use harness::substrate::Tier;
+use harness::substrate::{Substrate, Tier};
+use harness_config::settings::Settings;
 
 pub struct Ctx {
     pub run: RunDir,
+    /// The run's settings, parsed once from the `E2E_*` variables `cargo xtask e2e` sets.
+    pub settings: Settings,
     pub tier: Tier,
+    /// Where every scenario's components run.
+    pub substrate: std::sync::Arc<dyn Substrate>,
     pub shape: Shape,
     pub keep: bool,
     pub ci: bool,
@@ -28,28 +33,22 @@ pub fn get() -> &'static Ctx {
 }
 
 pub fn init() -> Result<&'static Ctx> {
+    // The runner is an edge: the one place that reads the process environment.
+    let settings = Settings::from_vars(|k| std::env::var(k).ok())?;
     let base = harness::run::workspace_root().join("target/e2e");
-    let run = match std::env::var_os("E2E_RUN_DIR") {
-        Some(d) => RunDir::open(Path::new(&d))?,
+    let run = match &settings.run_dir {
+        Some(d) => RunDir::open(d)?,
         None => RunDir::create(&base)?,
     };
-    let tier: Tier = std::env::var("E2E_TIER")
-        .unwrap_or_else(|_| "local".into())
-        .parse()
-        .context("E2E_TIER")?;
-    if tier != Tier::Local {
-        anyhow::bail!(
-            "tier `{tier}` cannot run on this machine yet: only the local tier is implemented (the docker and kind tiers are described in README.md)"
-        );
-    }
+    let tier: Tier = settings.tier.parse()?;
+    let substrate = harness::substrate::for_tier(tier)?;
     // A replayed configuration: lint errors refuse the run unless E2E_REPLAY=reproduce asks to
     // run the breakage as written; E2E_VALUES supplies the injector's selectors.
-    let values = std::env::var_os("E2E_VALUES").map(|v| from_workspace(v.into()));
-    let shape = match std::env::var_os("E2E_DEPLOYMENT") {
+    let values = settings.values.clone().map(from_workspace);
+    let shape = match settings.deployment.clone() {
         Some(f) => {
-            let policy: Policy = std::env::var("E2E_REPLAY").unwrap_or_default().parse()?;
             let replay =
-                harness::replay::load(&from_workspace(f.into()), values.as_deref(), policy)?;
+                harness::replay::load(&from_workspace(f), values.as_deref(), settings.replay)?;
             for e in replay.errors() {
                 eprintln!(
                     "e2e: replaying {} as written, with {} {} at {}: {}",
@@ -69,41 +68,32 @@ pub fn init() -> Result<&'static Ctx> {
             Shape::default()
         }
     };
-    let flag = |k: &str| {
-        std::env::var(k)
-            .map(|v| v == "1" || v == "true")
-            .unwrap_or(false)
-    };
-    let concurrency = std::env::var("E2E_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    let minutes: u64 = std::env::var("E2E_RUN_TIMEOUT_MIN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
     let ctx = Ctx {
         run,
         tier,
+        substrate,
         shape,
-        keep: flag("E2E_KEEP"),
-        ci: flag("CI"),
-        concurrency,
-        run_timeout: Duration::from_secs(minutes * 60),
+        keep: settings.keep,
+        ci: settings.ci,
+        concurrency: settings.concurrency,
+        run_timeout: Duration::from_secs(settings.run_timeout_min * 60),
+        settings,
     };
+    let n = &ctx.shape.names;
     std::fs::write(
         ctx.run.root.join("run.json"),
         serde_json::to_string_pretty(&serde_json::json!({
             "run_id": ctx.run.id,
             "tier": ctx.tier.to_string(),
-            "realm": ctx.shape.realm,
-            "principal": ctx.shape.principal,
-            "db_host": ctx.shape.db_host,
-            "spn": ctx.shape.spn,
-            "release": ctx.shape.release,
-            "deployment": std::env::var("E2E_DEPLOYMENT").ok(),
-            "values": std::env::var("E2E_VALUES").ok(),
-            "replay": std::env::var("E2E_REPLAY").ok(),
+            "realm": n.realm,
+            "principal": n.client_principal,
+            "db_host": n.db_host,
+            "server_spn": n.server_spn,
+            "requested_spn": n.requested_spn,
+            "release": n.release_name,
+            "deployment": ctx.settings.deployment,
+            "values": ctx.settings.values,
+            "replay": format!("{:?}", ctx.settings.replay).to_lowercase(),
         }))?,
     )?;
     Ok(CTX.get_or_init(|| ctx))
@@ -119,30 +109,6 @@ fn from_workspace(p: PathBuf) -> PathBuf {
     }
 }
 
-/// After a scenario: secret material and bulky state go unless `--keep` (keytabs, the KDC
-/// database and PostgreSQL's data directory); logs, traces and rendered configs stay.
-pub fn scrub(dir: &Path, keep: bool) {
-    harness::redact::sweep(dir);
-    if keep {
-        return;
-    }
-    for sub in [
-        "secrets",
-        "kdc/kdc-db",
-        "postgres/pgdata",
-        "pgbouncer/injected.keytab",
-        "postgres/server.keytab",
-        "postgres/server.key",
-    ] {
-        let p: PathBuf = dir.join(sub);
-        if p.is_dir() {
-            let _ = std::fs::remove_dir_all(&p);
-        } else {
-            let _ = std::fs::remove_file(&p);
-        }
-    }
-}
-
 pub fn finish_run(ctx: &Ctx) {
     harness::redact::sweep(&ctx.run.root);
 }
@@ -154,19 +120,19 @@ pub struct Selection {
 }
 
 impl Selection {
-    pub fn from_env() -> Result<Selection> {
-        let tags = match std::env::var("E2E_TAGS") {
-            Ok(t) if !t.trim().is_empty() => Some(t.parse().map_err(|e| {
+    pub fn from_settings(s: &Settings) -> Result<Selection> {
+        let tags = match &s.tags {
+            Some(t) => Some(t.parse().map_err(|e| {
                 anyhow::anyhow!("--tags `{t}` is not a tag expression ({e:?}); write e.g. `@pgbouncer and not @airflow`")
             })?),
-            _ => None,
+            None => None,
         };
-        let name = match std::env::var("E2E_NAME") {
-            Ok(n) if !n.is_empty() => Some(
-                regex::Regex::new(&n)
+        let name = match &s.name {
+            Some(n) => Some(
+                regex::Regex::new(n)
                     .with_context(|| format!("--name `{n}` is not a valid regex"))?,
             ),
-            _ => None,
+            None => None,
         };
         Ok(Selection { tags, name })
     }

@@ -5,34 +5,28 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _, Result};
 use cucumber::{given, then, when};
+use harness::environment::Component;
 use harness::probe::gss::{self, LoginOutcome, LoginRequest};
 use harness::probe::sql;
 use harness::secret::Secret;
-use harness::stack::Stack;
 
-use super::{within, World};
+use super::World;
 
 #[given("the Kerberos reference environment")]
 async fn reference_environment(w: &mut World) -> Result<()> {
-    let dir = w.dir()?.clone();
     let shape = w.shape.clone();
-    let stack = within(
-        "starting the realm and PostgreSQL",
-        Duration::from_secs(90),
-        Stack::up(&dir, shape),
-    )
-    .await?;
-    w.pg_log_offset = stack.pg.log_offset();
-    w.stack = Some(stack);
-    Ok(())
+    w.up(shape).await
 }
 
 #[when("the client principal gets a ticket from its keytab")]
 async fn kinit(w: &mut World) -> Result<()> {
-    let s = w.stack()?;
+    let s = w.env()?;
     let klist = s
-        .realm
-        .kinit("client", &s.shape.principal, &s.client_keytab)
+        .kinit(
+            "client",
+            &s.shape().names.client_principal,
+            s.client_keytab(),
+        )
         .await?;
     w.klist = Some(klist);
     Ok(())
@@ -55,30 +49,31 @@ async fn gss_login(
     spn: Option<String>,
     role: Option<String>,
 ) -> Result<()> {
-    let s = w.stack()?;
+    let s = w.env()?;
+    let pg = s.endpoint(Component::Postgres)?;
     let req = LoginRequest {
-        addr: "127.0.0.1".into(),
-        port: s.pg.port,
-        spn: spn.unwrap_or_else(|| s.shape.spn.clone()),
-        user: role.unwrap_or_else(|| s.shape.principal.clone()),
-        database: s.shape.metadata_db.clone(),
+        addr: pg.host,
+        port: pg.port,
+        spn: spn.unwrap_or_else(|| s.shape().names.server_spn.clone()),
+        user: role.unwrap_or_else(|| s.shape().names.client_principal.clone()),
+        database: s.shape().names.metadata_db.clone(),
         query: Some("SELECT principal, gss_authenticated::text FROM pg_stat_gssapi WHERE pid = pg_backend_pid()".into()),
         auth_request_only: false,
     };
-    let env = s.realm.client_env("probe", keytab.as_deref());
+    let env = s.client_env("probe", keytab.as_deref());
     w.login = Some(gss::login(&req, &env).await?);
     Ok(())
 }
 
 #[when("the Kerberos user logs in to PostgreSQL with GSSAPI")]
 async fn login_direct(w: &mut World) -> Result<()> {
-    let kt = w.stack()?.client_keytab.clone();
+    let kt = w.env()?.client_keytab().to_path_buf();
     gss_login(w, Some(kt), None, None).await
 }
 
 #[when(expr = "the Kerberos user logs in to PostgreSQL with GSSAPI asking for {string}")]
 async fn login_direct_spn(w: &mut World, spn: String) -> Result<()> {
-    let kt = w.stack()?.client_keytab.clone();
+    let kt = w.env()?.client_keytab().to_path_buf();
     let spn = w.x(&spn);
     gss_login(w, Some(kt), Some(spn), None).await
 }
@@ -102,29 +97,29 @@ async fn login_as_other(w: &mut World, principal: String, role: String) -> Resul
 
 #[given("the Kerberos role has a valid password")]
 async fn role_password(w: &mut World) -> Result<()> {
-    let s = w.stack()?;
+    let s = w.env()?;
     let pw = Secret::generate();
-    let client = s.pg.superuser("postgres").await?;
-    let role = s.shape.principal.replace('"', "\"\"");
-    client
-        .batch_execute(&format!("ALTER ROLE \"{role}\" PASSWORD '{}'", pw.expose()))
-        .await
-        .context("setting the role's password")?;
+    let role = s.shape().names.client_principal.replace('"', "\"\"");
+    s.superuser_execute(
+        "postgres",
+        &format!("ALTER ROLE \"{role}\" PASSWORD '{}'", pw.expose()),
+    )
+    .await
+    .context("setting the role's password")?;
     w.password = Some(pw);
     Ok(())
 }
 
 #[when("the Kerberos user logs in to PostgreSQL with that password")]
 async fn login_password(w: &mut World) -> Result<()> {
-    let s = w.stack()?;
+    let s = w.env()?;
     let pw = w.password.as_ref().context("no password was set")?;
-    let target = sql::Target {
-        host: "127.0.0.1".into(),
-        port: s.pg.port,
-        user: s.shape.principal.clone(),
-        password: pw.expose().into(),
-        database: s.shape.metadata_db.clone(),
-    };
+    let shape = s.shape();
+    let target = s.direct_target(
+        &shape.names.client_principal,
+        pw.expose(),
+        &shape.names.metadata_db,
+    )?;
     let mut outcome = LoginOutcome::default();
     match sql::connect(&target, Duration::from_secs(10)).await {
         Ok(_) => outcome.authenticated = true,
@@ -133,15 +128,15 @@ async fn login_password(w: &mut World) -> Result<()> {
     // Which authentication did the server ask for? A password-capable client must be met with
     // a GSS request (code 7), never a password one.
     let req = LoginRequest {
-        addr: "127.0.0.1".into(),
-        port: s.pg.port,
-        spn: s.shape.spn.clone(),
-        user: s.shape.principal.clone(),
-        database: s.shape.metadata_db.clone(),
+        addr: target.host.clone(),
+        port: target.port,
+        spn: shape.names.server_spn.clone(),
+        user: shape.names.client_principal.clone(),
+        database: shape.names.metadata_db.clone(),
         query: None,
         auth_request_only: true,
     };
-    let asked = gss::login(&req, &s.realm.client_env("probe", None)).await?;
+    let asked = gss::login(&req, &s.client_env("probe", None)).await?;
     outcome.auth_request = asked.auth_request;
     w.login = Some(outcome);
     Ok(())
@@ -239,26 +234,21 @@ async fn pg_log_says(w: &mut World, needle: String) -> Result<()> {
 #[given(expr = "the database server's keytab holds only {string}")]
 async fn server_keytab_only(w: &mut World, principal: String) -> Result<()> {
     let principal = w.x(&principal);
-    let s = w.stack()?;
-    let kt = s.dir.join("secrets/other-server.keytab");
-    s.realm.add_principals(&[(&principal, &kt)]).await?;
-    s.pg.replace_keytab(&kt)
+    let s = w.env()?;
+    let kt = s.add_principal(&principal).await?;
+    s.replace_server_keytab(&kt).await
 }
 
 #[given("the service principal's key is rotated in the KDC")]
 async fn rotate(w: &mut World) -> Result<()> {
-    let s = w.stack()?;
-    s.realm.bump_kvno(&s.shape.spn).await
+    let s = w.env()?;
+    s.rotate_key(&s.shape().names.server_spn).await
 }
 
 #[given(expr = "a principal {string} with its own keytab")]
 async fn other_principal(w: &mut World, principal: String) -> Result<()> {
     let principal = w.x(&principal);
-    let s = w.stack()?;
-    let kt = s
-        .dir
-        .join(format!("secrets/{}.keytab", harness::run::slug(&principal)));
-    s.realm.add_principals(&[(&principal, &kt)]).await?;
+    let kt = w.env()?.add_principal(&principal).await?;
     w.keytabs.insert(principal, kt);
     Ok(())
 }

@@ -6,6 +6,7 @@ mod config;
 pub mod context;
 mod kerberos;
 mod pgbouncer;
+mod render;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,9 +15,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use harness::environment::{Component, Environment};
 use harness::probe::gss::LoginOutcome;
 use harness::secret::Secret;
-use harness::stack::{PgbouncerOptions, Shape, Stack};
+use harness::stack::{PgbouncerOptions, Shape};
+use harness::substrate::LogCursor;
 
 /// Scenario outcomes, counted as they finish (the summary writer counts steps, not scenarios,
 /// in a form the runner can read back).
@@ -59,15 +62,17 @@ pub fn tally() -> Tally {
 pub struct World {
     pub dir: Option<PathBuf>,
     pub shape: Shape,
-    pub stack: Option<Stack>,
-    /// PostgreSQL log offset once the environment is up: assertions read only what follows.
-    pub pg_log_offset: u64,
+    pub env: Option<Environment>,
+    /// PostgreSQL's log cursor once the environment is up: assertions read only what follows.
+    pub pg_log: LogCursor,
     pub login: Option<LoginOutcome>,
     pub connect: Option<Connect>,
     pub keytabs: HashMap<String, PathBuf>,
     pub klist: Option<String>,
     pub password: Option<Secret>,
     pub pgbouncer_opts: Option<PgbouncerOptions>,
+    /// Why PgBouncer refused to start, when a scenario expects it to.
+    pub pgbouncer_refused: Option<String>,
     /// Airflow on the Kerberized path (features/airflow.feature).
     pub airflow: airflow::AirflowState,
     /// The configuration files and lint result (features/config.feature).
@@ -87,7 +92,7 @@ impl fmt::Debug for World {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("World")
             .field("dir", &self.dir)
-            .field("realm", &self.shape.realm)
+            .field("realm", &self.shape.names.realm)
             .field("login", &self.login.as_ref().map(|l| l.diagnosis()))
             .field(
                 "connect_error",
@@ -102,14 +107,15 @@ impl World {
         World {
             dir: None,
             shape: context::get().shape.clone(),
-            stack: None,
-            pg_log_offset: 0,
+            env: None,
+            pg_log: LogCursor::default(),
             login: None,
             connect: None,
             keytabs: HashMap::new(),
             klist: None,
             password: None,
             pgbouncer_opts: None,
+            pgbouncer_refused: None,
             airflow: Default::default(),
             config: Default::default(),
             kube: Default::default(),
@@ -157,12 +163,12 @@ impl World {
             af.stop().await;
         }
         self.airflow.slot = None;
-        if let Some(mut s) = self.stack.take() {
+        if let Some(mut s) = self.env.take() {
             s.down().await;
         }
         self.kube.stop().await;
         if let Some(dir) = &self.dir {
-            context::scrub(dir, ctx.keep);
+            harness::environment::scrub(dir, ctx.keep);
         }
     }
 
@@ -182,51 +188,30 @@ impl World {
                 c.elapsed
             );
         }
-        if let Some(stack) = &self.stack {
-            if let Some(admin) = stack.admin_target() {
-                if let Ok(client) =
-                    harness::probe::sql::connect(&admin, Duration::from_secs(3)).await
-                {
-                    for q in ["SHOW POOLS", "SHOW SERVERS"] {
-                        text += &format!("\n{q}:\n");
-                        for row in harness::probe::sql::simple_rows(&client, q)
-                            .await
-                            .unwrap_or_default()
-                        {
-                            let cells: Vec<String> = row
-                                .iter()
-                                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
-                                .collect();
-                            text += &format!("  {}\n", cells.join(" "));
-                        }
-                    }
-                }
-            }
-            for (name, log) in [
-                ("kdc", stack.realm.log()),
-                ("postgres", stack.pg.log.clone()),
-                ("pgbouncer", stack.dir.join("pgbouncer/pgbouncer.log")),
-            ] {
-                if log.exists() {
-                    text += &format!(
-                        "\nlast lines of {name} ({}):\n{}\n",
-                        log.display(),
-                        harness::substrate::local::tail(&log, 12)
-                    );
-                }
-            }
+        if let Some(env) = &self.env {
+            text += &env.diagnosis().await;
         }
         text += &format!(
             "\nrerun just this scenario: cargo xtask e2e --name '^{}$'\n",
-            regex_escape(scenario)
+            regex::escape(scenario)
         );
         std::fs::write(dir.join("diagnosis.txt"), harness::redact::redact(&text))?;
         eprintln!("diagnosis: {}", dir.join("diagnosis.txt").display());
         Ok(())
     }
 
+    /// The scenario text with the configuration's names, and `{postgres_host}`: the host
+    /// PgBouncer dials PostgreSQL at on this tier (its `[databases]` host).
     pub fn x(&self, text: &str) -> String {
-        self.shape.expand(text)
+        let text = self.shape.expand(text);
+        match self
+            .env
+            .as_ref()
+            .and_then(|e| e.peer_endpoint(Component::Postgres).ok())
+        {
+            Some(pg) => text.replace("{postgres_host}", &pg.host),
+            None => text,
+        }
     }
 
     pub fn dir(&self) -> Result<&PathBuf> {
@@ -235,50 +220,44 @@ impl World {
             .context("the scenario has no directory (the before hook did not run)")
     }
 
-    pub fn stack(&self) -> Result<&Stack> {
-        self.stack.as_ref().context(
+    pub fn env(&self) -> Result<&Environment> {
+        self.env.as_ref().context(
             "no environment: the scenario needs `Given the Kerberos reference environment` first",
         )
     }
 
-    pub fn stack_mut(&mut self) -> Result<&mut Stack> {
-        self.stack.as_mut().context(
+    pub fn env_mut(&mut self) -> Result<&mut Environment> {
+        self.env.as_mut().context(
             "no environment: the scenario needs `Given the Kerberos reference environment` first",
         )
     }
 
-    /// Waits for `needle` to appear in the PostgreSQL log after the scenario's offset; the
-    /// server writes the line a moment after the client sees the outcome.
+    /// Brings the environment up for `shape` on the run's substrate, and remembers where
+    /// PostgreSQL's log stood.
+    pub async fn up(&mut self, shape: Shape) -> Result<()> {
+        let dir = self.dir()?.clone();
+        let env = within(
+            "starting the realm and PostgreSQL",
+            Duration::from_secs(90),
+            Environment::up(context::get().substrate.clone(), &dir, shape),
+        )
+        .await?;
+        self.pg_log = env.log_cursor(Component::Postgres);
+        self.env = Some(env);
+        Ok(())
+    }
+
+    /// Waits for `needle` to appear in the PostgreSQL log after the scenario's cursor.
     pub async fn pg_log_contains(&self, needle: &str) -> Result<String> {
-        let stack = self.stack()?;
-        for _ in 0..40 {
-            let text = stack.pg.gss_log_since(self.pg_log_offset);
-            if text.contains(needle) {
-                return Ok(text);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "the PostgreSQL log ({}) has no line containing `{needle}` since the scenario started; it says:\n{}",
-            stack.pg.log.display(),
-            last_lines(&stack.pg.log_since(self.pg_log_offset), 12)
-        )
+        self.env()?
+            .wait_log(
+                Component::Postgres,
+                self.pg_log,
+                needle,
+                Duration::from_secs(2),
+            )
+            .await
     }
-}
-
-pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    harness::redact::redact(&lines[lines.len().saturating_sub(n)..].join("\n"))
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars().fold(String::new(), |mut out, c| {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-        out
-    })
 }
 
 /// Bounds a step: cucumber has no step timeout of its own.

@@ -4,13 +4,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
 use cucumber::{given, then, when};
+use harness::environment::Component;
 use harness::probe::sql;
 use harness::stack::PgbouncerOptions;
+use harness::substrate::LogCursor;
 
 use super::{within, Connect, World};
 
 pub(super) async fn start(w: &mut World, edit: impl FnOnce(&mut PgbouncerOptions)) -> Result<()> {
-    let s = w.stack_mut()?;
+    let s = w.env_mut()?;
     let mut opts = s.default_pgbouncer_options();
     edit(&mut opts);
     within(
@@ -39,6 +41,42 @@ async fn pgbouncer_spn(w: &mut World, spn: String) -> Result<()> {
     start(w, |o| o.spn = Some(spn)).await
 }
 
+#[given(
+    expr = "PgBouncer is started with server_krb_spn {string} and the metadata database's server_krb_spn {string}"
+)]
+async fn pgbouncer_per_db_spn(w: &mut World, global: String, per_db: String) -> Result<()> {
+    let (global, per_db) = (w.x(&global), w.x(&per_db));
+    start(w, |o| {
+        o.spn = Some(global);
+        o.metadata_extra.push(format!("server_krb_spn={per_db}"));
+    })
+    .await
+}
+
+#[when(expr = "PgBouncer is started with the invalid server_gssauth_negotiate {string}")]
+async fn pgbouncer_invalid_negotiate(w: &mut World, value: String) -> Result<()> {
+    match start(w, |o| o.negotiate = Some(value.clone())).await {
+        Ok(()) => bail!("PgBouncer started with server_gssauth_negotiate = {value}"),
+        Err(e) => {
+            w.pgbouncer_refused = Some(format!("{e:#}"));
+            Ok(())
+        }
+    }
+}
+
+#[then(expr = "PgBouncer refuses to start, naming {string}")]
+async fn pgbouncer_refused(w: &mut World, needle: String) -> Result<()> {
+    let why = w
+        .pgbouncer_refused
+        .as_deref()
+        .context("PgBouncer was not started expecting a refusal")?;
+    ensure!(
+        why.contains("exited during start-up") && why.contains(&needle),
+        "PgBouncer did not refuse to start naming `{needle}`: {why}"
+    );
+    Ok(())
+}
+
 #[given(expr = "PgBouncer is started with server_gssauth_negotiate {string}")]
 async fn pgbouncer_negotiate(w: &mut World, value: String) -> Result<()> {
     start(w, |o| o.negotiate = Some(value)).await
@@ -56,8 +94,7 @@ async fn pgbouncer_other_keytab(w: &mut World, principal: String) -> Result<()> 
 }
 
 async fn connect(w: &mut World, password: String) -> Result<()> {
-    let s = w.stack()?;
-    let target = s.metadata_target(&password);
+    let target = w.env()?.metadata_target(&password)?;
     connect_as_user(w, &target).await
 }
 
@@ -83,13 +120,13 @@ pub(super) async fn connect_as_user(w: &mut World, target: &sql::Target) -> Resu
 
 #[when("a client connects through PgBouncer to the metadata database")]
 async fn client_connects(w: &mut World) -> Result<()> {
-    let pw = w.stack()?.client_password.expose().to_string();
+    let pw = w.env()?.client_password().to_string();
     connect(w, pw).await
 }
 
 #[when("a client connects through PgBouncer to the metadata database with a wrong password")]
 async fn client_wrong_password(w: &mut World) -> Result<()> {
-    let pw = format!("{}-wrong", w.stack()?.client_password.expose());
+    let pw = format!("{}-wrong", w.env()?.client_password());
     connect(w, pw).await
 }
 
@@ -152,29 +189,22 @@ async fn through_pgbouncer_gss(w: &mut World, principal: String) -> Result<()> {
 #[then(expr = "the PgBouncer log says {string}")]
 async fn pgbouncer_log_says(w: &mut World, needle: String) -> Result<()> {
     let needle = w.x(&needle);
-    let p = w
-        .stack()?
-        .pgbouncer
-        .as_ref()
-        .context("PgBouncer is not running")?;
-    for _ in 0..40 {
-        if p.log_text().contains(&needle) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!(
-        "the PgBouncer log ({}) has no line containing `{needle}`:\n{}",
-        p.log.display(),
-        super::last_lines(&p.log_text(), 12)
-    )
+    w.env()?
+        .wait_log(
+            Component::Pgbouncer,
+            LogCursor::default(),
+            &needle,
+            Duration::from_secs(2),
+        )
+        .await
+        .map(drop)
 }
 
 #[then("PostgreSQL saw no login attempt from PgBouncer")]
 async fn no_server_login(w: &mut World) -> Result<()> {
-    let s = w.stack()?;
+    let s = w.env()?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let log = s.pg.log_since(w.pg_log_offset);
+    let log = s.log_since(Component::Postgres, w.pg_log);
     let attempts: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("connection received"))

@@ -110,8 +110,27 @@ pub struct PgbouncerConfig {
     pub extra_ini_metadata: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_ini_result_backend: Option<String>,
+    /// Any other key of the subchart's `pgbouncer` block (Houston passes `pgbouncerConfig`
+    /// through as `airflow.pgbouncer`); the chart-schema rule judges them.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl PgbouncerConfig {
+    /// `airflow.pgbouncer.sslmode`: PgBouncer's `server_tls_sslmode` (the chart's default
+    /// `prefer`); the connections' own `sslmode` goes into Airflow's URLs instead. Kept in
+    /// `extra` like every other pass-through key of the subchart's `pgbouncer` block.
+    pub fn sslmode(&self) -> Option<&str> {
+        self.extra.get("sslmode").and_then(|v| v.as_str())
+    }
+
+    /// An integer setting given through `pgbouncerConfig` (e.g. `metadataPoolSize`).
+    pub fn integer(&self, key: &str) -> Option<u32> {
+        self.extra
+            .get(key)
+            .and_then(|v| v.as_u64())
+            .and_then(|n| u32::try_from(n).ok())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,11 +9,13 @@ mod values;
 
 pub use connection::{Connection, ConnectionField, JsonForm};
 pub use deployment::{Deployment, EnvList, EnvVar, PgbouncerConfig, GENERATED_SECRET};
+pub(crate) use scalar::scalar_text;
 pub use scalar::StringMap;
 pub use values::{
     AstronomerValues, Global, GlobalPgbouncer, HarnessHouston, HarnessPlatform, HarnessValues,
-    HoustonConfig, HoustonDatabase, HoustonDeployments, HoustonUrl, HoustonValues, Image, Injector,
-    LabelSelector, ManualConnectionStrings, PgbouncerChartValues, Values,
+    HoustonConfig, HoustonDatabase, HoustonDeployments, HoustonUrl, HoustonValues, Image,
+    ImageChoice, Injector, LabelSelector, ManualConnectionStrings, PgbouncerChartValues, Values,
+    GLOBAL_PGBOUNCER_IMAGE, HELM_PGBOUNCER_IMAGE,
 };
 
 /// Unknown keys keep whatever JSON value they held.

@@ -29,6 +29,10 @@ pub struct Values {
 pub struct Global {
     #[serde(default)]
     pub pgbouncer: Option<GlobalPgbouncer>,
+    /// `global.airflow`: the image defaults the platform chart writes into Houston's
+    /// `deployments.helm.airflow` (read with [`Values::deployment_pgbouncer_image`]).
+    #[serde(default)]
+    pub airflow: Option<serde_json::Value>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -101,6 +105,12 @@ pub struct HoustonDatabase {
 pub struct HoustonDeployments {
     #[serde(default)]
     pub manual_connection_strings: Option<ManualConnectionStrings>,
+    /// Helm values Houston passes to every deployment chart (`airflow.*`, images, ...).
+    #[serde(default)]
+    pub helm: Option<serde_json::Value>,
+    /// Houston's gate on `pgbouncerConfig.extraIni` (1.x: `upsertExtraIniAllowed`).
+    #[serde(default)]
+    pub upsert_extra_ini_allowed: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -176,8 +186,8 @@ impl LabelSelector {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HarnessHouston {
-    /// Houston's database URL when it lives in a Secret the customer created
-    /// (`astronomer.houston.backendSecretName`), recorded here so it can be checked.
+    /// Houston's database URL as the Secret `<release>-houston-backend` (or the one named by
+    /// `astronomer.houston.backendSecretName`) holds it, recorded here so it can be checked.
     #[serde(default)]
     pub connection: Option<String>,
     /// Directory of `pgbouncer.ini.tmpl` / `users.txt.tmpl`, relative to the values file.
@@ -195,6 +205,9 @@ pub struct HarnessPlatform {
     pub release_name: Option<String>,
     #[serde(default)]
     pub namespace: Option<String>,
+    /// The platform release the values are for (`0.37.7`, `1.1.0`); `--platform` overrides it.
+    #[serde(default)]
+    pub version: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -206,7 +219,74 @@ pub struct HoustonUrl {
     pub url: String,
 }
 
+/// Which image the deployments' PgBouncer gets, and from which key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageChoice {
+    pub image: crate::platform::ImageRef,
+    /// The values key it came from, or `None` for the platform chart's default.
+    pub path: Option<&'static str>,
+}
+
+pub const HELM_PGBOUNCER_IMAGE: &str =
+    "astronomer.houston.config.deployments.helm.airflow.images.pgbouncer";
+pub const GLOBAL_PGBOUNCER_IMAGE: &str = "global.airflow.images.pgbouncer";
+
 impl Values {
+    /// The platform release: `harness.platform.version`, else `None`.
+    pub fn platform_version(&self) -> Option<&str> {
+        self.harness.as_ref()?.platform.as_ref()?.version.as_deref()
+    }
+
+    /// The deployments' PgBouncer image as Houston would hand it to the deployment chart:
+    /// Houston's `local-production.yaml` (`astronomer.houston.config`) overrides the
+    /// `deployments.helm` block the platform chart writes from `global.airflow.images`, whose
+    /// default is the generic image. A key given without `tag` keeps the default's tag.
+    pub fn deployment_pgbouncer_image(&self, platform: crate::Platform) -> ImageChoice {
+        let default = platform.deployment_pgbouncer_image();
+        let houston = self
+            .houston()
+            .and_then(|h| h.config.as_ref()?.deployments.as_ref()?.helm.as_ref())
+            .and_then(|h| h.pointer("/airflow/images/pgbouncer"));
+        let global = self
+            .global
+            .as_ref()
+            .and_then(|g| g.airflow.as_ref())
+            .and_then(|a| a.pointer("/images/pgbouncer"));
+        let layered = |base: crate::platform::ImageRef, v: &serde_json::Value| {
+            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+            crate::platform::ImageRef {
+                repository: field("repository").unwrap_or(base.repository),
+                tag: field("tag").unwrap_or(base.tag),
+            }
+        };
+        let mut choice = ImageChoice {
+            image: default,
+            path: None,
+        };
+        if let Some(g) = global {
+            choice = ImageChoice {
+                image: layered(choice.image, g),
+                path: Some(GLOBAL_PGBOUNCER_IMAGE),
+            };
+        }
+        if let Some(h) = houston {
+            choice = ImageChoice {
+                image: layered(choice.image, h),
+                path: Some(HELM_PGBOUNCER_IMAGE),
+            };
+        }
+        choice
+    }
+
+    pub fn extra_ini_allowed(&self) -> Option<bool> {
+        self.houston()?
+            .config
+            .as_ref()?
+            .deployments
+            .as_ref()?
+            .upsert_extra_ini_allowed
+    }
+
     pub fn houston(&self) -> Option<&HoustonValues> {
         self.astronomer.as_ref()?.houston.as_ref()
     }
@@ -255,17 +335,14 @@ impl Values {
             .as_deref()
     }
 
-    /// Houston's database URL, from the first place that holds one. Which key the documented
-    /// setup uses is not public [?], so every plausible one is read.
+    /// Houston's database URL as its container gets it. The chart always sets
+    /// `DATABASE__CONNECTION`/`DATABASE_URL` from the Secret `<release>-houston-backend` (or
+    /// `backendSecretName`), whose content is not in the values; `harness.houston.connection`
+    /// records it. An explicit `astronomer.houston.env` entry is read too.
+    /// `astronomer.houston.config.database.connection` is not: it only reaches a configuration
+    /// file the environment overrides (rule KRB116).
     pub fn houston_url(&self) -> Option<HoustonUrl> {
         let h = self.houston();
-        if let Some(url) = h.and_then(|h| h.config.as_ref()?.database.as_ref()?.connection.clone())
-        {
-            return Some(HoustonUrl {
-                path: "astronomer.houston.config.database.connection".into(),
-                url,
-            });
-        }
         if let Some(env) = h.and_then(|h| h.env.as_ref()) {
             for name in ["DATABASE__CONNECTION", "DATABASE_URL"] {
                 if let Some(url) = env.get(name) {

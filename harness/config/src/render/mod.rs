@@ -2,7 +2,10 @@
 //! PgBouncer files and the GraphQL mutation, plus the shape of a reference environment.
 
 pub mod airflow;
+pub mod bundle;
+pub mod chart_values;
 pub mod houston;
+pub mod kube;
 pub mod pgbouncer;
 pub mod shape;
 mod template;

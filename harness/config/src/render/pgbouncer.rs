@@ -32,7 +32,7 @@ pub struct Placement {
     pub chart: ChartSettings,
 }
 
-/// Chart values the deployment API does not expose; these are the chart's defaults.
+/// Pool and client limits of the deployment's PgBouncer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChartSettings {
     pub metadata_pool_size: u32,
@@ -40,13 +40,45 @@ pub struct ChartSettings {
     pub max_client_conn: u32,
 }
 
+impl ChartSettings {
+    /// What the platform renders: airflow-chart's `values.yaml` sets the pools to 3 / 2 over the
+    /// subchart's own 10 / 5 (airflow-chart 1.15.9 and 1.17.20 alike).
+    pub const PLATFORM: ChartSettings = ChartSettings {
+        metadata_pool_size: 3,
+        result_backend_pool_size: 2,
+        max_client_conn: 100,
+    };
+    /// The `airflow` subchart's own defaults, 10 / 5: what the local tier runs (RULES.md, "Where
+    /// the harness differs on purpose": with 3 / 2, Airflow 3's UI waits on PgBouncer longer
+    /// than the harness's health deadline on a loaded 2-core machine).
+    pub const SUBCHART: ChartSettings = ChartSettings {
+        metadata_pool_size: 10,
+        result_backend_pool_size: 5,
+        max_client_conn: 100,
+    };
+
+    /// The platform's settings with the deployment's own `pgbouncerConfig` values applied
+    /// (`metadataPoolSize`, `resultBackendPoolSize`, `maxClientConn`).
+    pub fn for_deployment(d: &Deployment) -> ChartSettings {
+        let pg = d.pgbouncer();
+        let base = ChartSettings::PLATFORM;
+        ChartSettings {
+            metadata_pool_size: pg
+                .integer("metadataPoolSize")
+                .unwrap_or(base.metadata_pool_size),
+            result_backend_pool_size: pg
+                .integer("resultBackendPoolSize")
+                .unwrap_or(base.result_backend_pool_size),
+            max_client_conn: pg.integer("maxClientConn").unwrap_or(base.max_client_conn),
+        }
+    }
+}
+
+/// The local tier's placement takes `Default`: the subchart's own pools (see
+/// [`ChartSettings::SUBCHART`]); the platform's file uses [`ChartSettings::PLATFORM`].
 impl Default for ChartSettings {
     fn default() -> Self {
-        ChartSettings {
-            metadata_pool_size: 10,
-            result_backend_pool_size: 5,
-            max_client_conn: 100,
-        }
+        ChartSettings::SUBCHART
     }
 }
 
@@ -62,7 +94,15 @@ impl Placement {
             unix_socket_dir: None,
             extra_lines: Vec::new(),
             host_map: BTreeMap::new(),
-            chart: ChartSettings::default(),
+            chart: ChartSettings::PLATFORM,
+        }
+    }
+
+    /// [`Placement::platform`] with the deployment's own pool settings.
+    pub fn platform_for(d: &Deployment) -> Placement {
+        Placement {
+            chart: ChartSettings::for_deployment(d),
+            ..Placement::platform()
         }
     }
 
@@ -82,7 +122,21 @@ impl Placement {
     }
 }
 
+/// The subchart's `pgbouncer.sslmode` default: PgBouncer's `server_tls_sslmode`.
 pub const DEFAULT_SSLMODE: &str = "prefer";
+/// The subchart's `data.metadataConnection.sslmode` default, which Houston's connection object
+/// is merged over: a metadata connection without `sslmode` gets this in Airflow's URL.
+pub const DEFAULT_METADATA_SSLMODE: &str = "disable";
+
+/// `server_tls_sslmode`: `pgbouncerConfig.sslmode`, never the connections' `sslmode` (those go
+/// into Airflow's URLs, the other hop).
+pub fn server_tls_sslmode(d: &Deployment) -> String {
+    d.pgbouncer()
+        .sslmode()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_SSLMODE)
+        .to_string()
+}
 
 pub(crate) fn required<'a>(
     c: Option<&'a Connection>,
@@ -120,33 +174,35 @@ fn database_line(
         Some(dial) => (dial.host.as_str(), dial.port.unwrap_or(port)),
         None => (host, port),
     };
-    let mut line = format!("{alias} = host={host} dbname={db} port={port} pool_size={pool_size}");
-    if let Some(e) = extras.map(str::trim).filter(|e| !e.is_empty()) {
-        line.push(' ');
-        line.push_str(e);
-    }
-    Ok(line)
+    // The chart writes a space and then the extra (or nothing): a line without extras ends in
+    // a space, and an extra is not trimmed.
+    Ok(format!(
+        "{alias} = host={host} dbname={db} port={port} pool_size={pool_size} {}",
+        extras.unwrap_or("")
+    ))
 }
 
 /// `pgbouncer.ini` for the given placement. With [`Placement::platform`] this is byte for byte
-/// the chart's file; otherwise a marked harness section precedes `extraIni`, which stays last
-/// exactly as on the platform.
+/// the chart's `pgbouncer_config`: three leading blank lines (its variable assignments), and
+/// `extraIni` last, verbatim (the file ends with a newline only if `extraIni` does).
+/// Otherwise a marked harness section precedes `extraIni`, which stays last, verbatim, with a
+/// final newline.
 pub fn render_pgbouncer_ini(d: &Deployment, p: &Placement) -> Result<String, RenderError> {
     let release = release(d)?;
     let meta = required(d.metadata(), "metadataConnectionJson")?;
-    let rb = required(d.result_backend(), "resultBackendConnectionJson")?;
+    // The chart falls back to the metadata connection when there is no result backend one.
+    let (rb, rb_field) = match d.result_backend() {
+        Some(rb) => (rb, "resultBackendConnectionJson"),
+        None => (meta, "metadataConnectionJson"),
+    };
     let pg = d.pgbouncer();
-    let sslmode = meta
-        .sslmode
-        .as_deref()
-        .or(rb.sslmode.as_deref())
-        .unwrap_or(DEFAULT_SSLMODE);
+    let sslmode = server_tls_sslmode(d);
     let stats_user = meta
         .user
         .as_deref()
         .ok_or_else(|| missing("metadataConnectionJson.user", "not set"))?;
 
-    let mut out = String::from("[databases]\n");
+    let mut out = String::from("\n\n\n[databases]\n");
     out += &database_line(
         &format!("{release}-metadata"),
         meta,
@@ -159,7 +215,7 @@ pub fn render_pgbouncer_ini(d: &Deployment, p: &Placement) -> Result<String, Ren
     out += &database_line(
         &format!("{release}-result-backend"),
         rb,
-        "resultBackendConnectionJson",
+        rb_field,
         p.chart.result_backend_pool_size,
         pg.extra_ini_result_backend.as_deref(),
         p,
@@ -179,22 +235,28 @@ pub fn render_pgbouncer_ini(d: &Deployment, p: &Placement) -> Result<String, Ren
          log_connections = 0\n\
          \n\
          server_tls_sslmode = {sslmode}\n\
-         server_tls_ciphers = normal\n",
+         server_tls_ciphers = normal",
         p.listen_port,
         p.listen_addr,
         p.auth_file.display(),
         p.chart.max_client_conn,
     );
+    let extra = pg.extra_ini.as_deref().filter(|e| !e.is_empty());
     let harness = p.harness_lines();
-    if !harness.is_empty() {
-        out.push_str("\n; ---- harness: local placement, not part of the platform's file ----\n");
-        for l in harness {
-            out.push_str(&l);
+    if harness.is_empty() {
+        if let Some(extra) = extra {
             out.push('\n');
+            out.push_str(extra);
         }
-        out.push_str("; ---- pgbouncerConfig.extraIni, verbatim ----\n");
+        return Ok(out);
     }
-    if let Some(extra) = pg.extra_ini.as_deref().filter(|e| !e.is_empty()) {
+    out.push_str("\n\n; ---- harness: local placement, not part of the platform's file ----\n");
+    for l in harness {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out.push_str("; ---- pgbouncerConfig.extraIni, verbatim ----\n");
+    if let Some(extra) = extra {
         out.push_str(extra);
         if !extra.ends_with('\n') {
             out.push('\n');
@@ -205,11 +267,59 @@ pub fn render_pgbouncer_ini(d: &Deployment, p: &Placement) -> Result<String, Ren
 
 /// The chart's own file: `listen_addr = *`, port 6543, `/etc/pgbouncer/users.txt`.
 pub fn render_for_platform(d: &Deployment) -> Result<String, RenderError> {
-    render_pgbouncer_ini(d, &Placement::platform())
+    render_pgbouncer_ini(d, &Placement::platform_for(d))
 }
 
-/// `users.txt`: `"user" "secret"` for the metadata and result-backend users (once if they are
-/// the same). `secret(user, pass)` turns a password into what is written: a SCRAM verifier from
+/// `users.txt` as the chart writes it (`pgbouncer_users`): a leading blank line, then
+/// `"user" "pass"` for the metadata and the result-backend connection (two lines even for one
+/// user), no final newline. Both sides are Go-quoted (`quote`), so a `"` in a password becomes
+/// `\"`, which PgBouncer does not read as an escape. The harness's own local users.txt differs
+/// on purpose (SCRAM verifiers, one line per user): see [`render_users_txt`].
+pub fn render_chart_users_txt(d: &Deployment) -> Result<String, RenderError> {
+    let meta = required(d.metadata(), "metadataConnectionJson")?;
+    let (rb, rb_field) = match d.result_backend() {
+        Some(rb) => (rb, "resultBackendConnectionJson"),
+        None => (meta, "metadataConnectionJson"),
+    };
+    let mut out = String::new();
+    for (field, c) in [("metadataConnectionJson", meta), (rb_field, rb)] {
+        let get = |v: &Option<String>, k: &str| {
+            v.clone()
+                .ok_or_else(|| missing(&format!("{field}.{k}"), "not set"))
+        };
+        out.push('\n');
+        out += &format!(
+            "{} {}",
+            go_quote(&get(&c.user, "user")?),
+            go_quote(&get(&c.pass, "pass")?)
+        );
+    }
+    Ok(out)
+}
+
+/// Go's `%q` (Sprig's `quote`) for the text users.txt can hold: backslash escapes for `"`, `\`
+/// and control characters; printable characters as they are.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out += &format!("\\x{:02x}", c as u32),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The harness's local `users.txt`: `"user" "secret"` for the metadata and result-backend
+/// users (once if they are the same). Not the chart's file ([`render_chart_users_txt`]): the
+/// harness writes SCRAM verifiers so no plain password sits on disk. `secret(user, pass)` turns a password into what is written: a SCRAM verifier from
 /// the caller's postgres-protocol, or the password itself.
 pub fn render_users_txt(
     d: &Deployment,

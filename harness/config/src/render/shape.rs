@@ -1,10 +1,17 @@
 //! The facts a reference environment must reproduce to replay a customer's configuration:
-//! realm, principal, database host and names, SPN, negotiation, labels.
+//! realm, principal, database host and names, the two service principals, negotiation, labels;
+//! and [`service_principal`], the one place a PostgreSQL service principal is built.
 
 use super::pgbouncer::{release, required, DEFAULT_SSLMODE};
 use super::{missing, RenderError};
 use crate::ini;
 use crate::model::{Deployment, StringMap};
+
+/// The service principal of a PostgreSQL server at `host` in `realm`: `postgres/<host>@<REALM>`.
+/// The server holds it; PgBouncer asks for it unless `server_krb_spn` names another.
+pub fn service_principal(host: &str, realm: &str) -> String {
+    format!("postgres/{host}@{realm}")
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Negotiate {
@@ -27,8 +34,13 @@ pub struct EnvironmentShape {
     pub metadata_db: String,
     pub result_backend_db: String,
     pub release_name: String,
-    /// The service principal PgBouncer asks for: `server_krb_spn`, else `postgres/<host>@<realm>`.
-    pub spn: String,
+    /// The service principal the database server holds: `postgres/<db_host>@<realm>`, because
+    /// that is where the database is.
+    pub server_spn: String,
+    /// The service principal PgBouncer asks the KDC for: the metadata database's
+    /// `server_krb_spn`, else the global one, else (as the fork does) `server_spn`. It differs
+    /// from `server_spn` exactly when a customer's SPN is wrong.
+    pub requested_spn: String,
     pub sslmode: String,
     pub labels: StringMap,
     pub negotiate: Negotiate,
@@ -74,10 +86,11 @@ impl EnvironmentShape {
             .as_deref()
             .and_then(|t| ini::parse_db_extras(t).ok())
             .and_then(|e| ini::last_setting(&e, "server_krb_spn").map(str::to_string));
-        let spn = per_db_spn
+        let server_spn = service_principal(&db_host, &realm);
+        let requested_spn = per_db_spn
             .or_else(|| ini::last_setting(&settings, "server_krb_spn").map(str::to_string))
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| format!("postgres/{db_host}@{realm}"));
+            .unwrap_or_else(|| server_spn.clone());
         let negotiate = match ini::last_setting(&settings, "server_gssauth_negotiate") {
             None => Negotiate::Absent,
             Some(v) if v.eq_ignore_ascii_case("allow") => Negotiate::Allow,
@@ -93,7 +106,8 @@ impl EnvironmentShape {
             metadata_db,
             result_backend_db,
             release_name: release(d)?.to_string(),
-            spn,
+            server_spn,
+            requested_spn,
             sslmode: meta
                 .sslmode
                 .clone()

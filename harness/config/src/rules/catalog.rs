@@ -80,6 +80,18 @@ rules! {
     RELEASE_NAME = "KRB023" "release-name" Warning,
         "`releaseName` is missing or not a DNS label; the PgBouncer database aliases (`<release>-metadata`) and services are named after it.",
         "Set `releaseName` to lower-case letters, digits and `-` (at most 63).";
+    ONE_POD_CREDENTIAL = "KRB024" "one-pod-credential" Error,
+        "The metadata and result-backend users are different principals; one PgBouncer pod logs in to PostgreSQL with one default Kerberos credential (the fork passes `GSS_C_NO_CREDENTIAL`, and MIT Kerberos takes the first principal of the injected keytab), so PostgreSQL refuses the connection whose user is the other principal (`provided user name ... and authenticated user name ... do not match`).",
+        "Use the pod's principal (`KERBEROS_USER`) as the `user` of both connections; a second principal needs a PgBouncer pod of its own.";
+    CHART_SCHEMA = "KRB025" "chart-schema" Error,
+        "The deployment chart's `values.schema.json` rejects what Houston would pass it: an unknown `pgbouncerConfig` key, a non-string label value, an `env` entry that is not exactly `{name, value}` strings, an unknown connection key, a `port` that is not an integer, or a result-backend connection without `sslmode`. Helm refuses to render; the deployment is never created or updated.",
+        "Change the field as the message says; the subchart's schema is the authority.";
+    CLIENT_SSLMODE = "KRB026" "client-sslmode" Error,
+        "A connection's `sslmode` is `require`, `verify-ca` or `verify-full`. The chart puts it into Airflow's URL to PgBouncer (`?sslmode=...`), and the deployment PgBouncer has no client TLS, so Airflow cannot connect. TLS to the database is `pgbouncerConfig.sslmode` (`server_tls_sslmode`).",
+        "Use `sslmode: prefer` (or `disable`) in the connection, and set `pgbouncerConfig.sslmode` for TLS between PgBouncer and PostgreSQL.";
+    PASS_URL_SPACE = "KRB027" "pass-url-space" Error,
+        "A connection `pass` contains a space. The chart's URL escaping turns it into a literal `+` in Airflow's URL, while users.txt keeps the space, so Airflow's password does not match.",
+        "Use a password without spaces.";
     MANUAL_CONNECTION_STRINGS = "KRB101" "manual-connection-strings" Error,
         "`astronomer.houston.config.deployments.manualConnectionStrings.enabled` is not `true`; Houston then ignores the deployment's connection JSON.",
         "Set `astronomer.houston.config.deployments.manualConnectionStrings.enabled: true`.";
@@ -87,17 +99,17 @@ rules! {
         "Houston's PgBouncer is configured (secret, labels, image or a URL pointing at it) but `global.pgbouncer.enabled` is not `true`, so it is never deployed.",
         "Set `global.pgbouncer.enabled: true`.";
     PGBOUNCER_IMAGE = "KRB103" "pgbouncer-image" Error,
-        "Houston's PgBouncer image is not the Kerberos build `ap-pgbouncer-krb` (or is not set); the generic `ap-pgbouncer` has no GSSAPI.",
-        "Set `pgbouncer.image.repository: quay.io/astronomer/ap-pgbouncer-krb` (or your mirror of it) and `tag: 1.25.0-2`.";
+        "Houston's PgBouncer image (`pgbouncer.image`) is set to something other than the Kerberos build `ap-pgbouncer-krb`; the generic `ap-pgbouncer` has no GSSAPI. Not set is fine: the platform chart's default is the Kerberos build.",
+        "Set `pgbouncer.image.repository: quay.io/astronomer/ap-pgbouncer-krb` (or your mirror of it), or remove the override.";
     PGBOUNCER_IMAGE_TAG = "KRB104" "pgbouncer-image-tag" Warning,
-        "The Kerberos PgBouncer image tag is missing or older than 1.25.0, the first release documented with the GSSAPI options.",
-        "Use tag `1.25.0-2` (Software 0.37.7) or `1.25.0-3` (APC 1.1.0).";
+        "A Kerberos PgBouncer image (Houston's or the deployments') is overridden with a tag older than 1.25.0, the first release documented with the GSSAPI options.",
+        "Use tag `1.25.0-2` (Software 0.37.7) or `1.25.0-3` (APC 1.1.0), or remove the tag override.";
     PRISMA_PARAMS = "KRB105" "prisma-params" Error,
-        "Houston's database URL lacks Prisma's PgBouncer parameters `pgbouncer=true&connection_limit=100&pool_timeout=60&prisma_connection_limit=100`.",
-        "Append the missing parameters to Houston's connection string.";
+        "Houston's database URL (the Secret `<release>-houston-backend`, recorded under `harness.houston.connection`) lacks Prisma's PgBouncer parameters `pgbouncer=true&connection_limit=100&pool_timeout=60&prisma_connection_limit=100`, or cannot carry them (`backendConnection`).",
+        "Append the missing parameters to the URL in Houston's backend Secret.";
     HOUSTON_DB_TARGET = "KRB106" "houston-db-target" Error,
-        "Houston's database URL does not point at Houston's PgBouncer service `<release>-pgbouncer[.<namespace>...]:6543`.",
-        "Point the URL at `<release>-pgbouncer.<namespace>.svc.cluster.local:6543`.";
+        "Houston's database URL (the Secret `<release>-houston-backend`) does not point at Houston's PgBouncer service `<release>-pgbouncer[.<namespace>...]:6543`.",
+        "Point the URL in Houston's backend Secret at `<release>-pgbouncer.<namespace>.svc.cluster.local:6543`.";
     HOUSTON_LABEL_SELECTOR = "KRB107" "houston-label-selector" Error,
         "Houston's PgBouncer labels (after the chart rewrites `-` to `_` in `global.pgbouncer.extraLabels` keys) match none of the injector's selectors.",
         "Make the injector select on the rewritten key (e.g. `krb_inject`) or use a key without `-`.";
@@ -116,6 +128,18 @@ rules! {
     HOUSTON_URL_UNKNOWN = "KRB112" "houston-url-unknown" Info,
         "Houston's PgBouncer is enabled but its database URL is not in the values (it lives in a Secret), so the Prisma parameters and target were not checked.",
         "Record the URL (with a placeholder password) under `harness.houston.connection`.";
+    DEPLOYMENT_PGBOUNCER_IMAGE = "KRB113" "deployment-pgbouncer-image" Error,
+        "The image Houston gives every deployment's PgBouncer is not the Kerberos build `ap-pgbouncer-krb`. Its default (`global.airflow.images.pgbouncer`) is the generic `quay.io/astronomer/ap-pgbouncer`, which has no GSSAPI; the documentation's first warning.",
+        "Set `astronomer.houston.config.deployments.helm.airflow.images.pgbouncer: {repository: quay.io/astronomer/ap-pgbouncer-krb, tag: 1.25.0-2}` (1.1.0: `1.25.0-3`).";
+    EXTRA_INI_DISALLOWED = "KRB114" "extra-ini-disallowed" Error,
+        "`astronomer.houston.config.deployments.upsertExtraIniAllowed` is `false`: Houston refuses `pgbouncerConfig.extraIni`, which carries the Kerberos settings (`server_gssauth_negotiate`, `server_krb_spn`).",
+        "Set `astronomer.houston.config.deployments.upsertExtraIniAllowed: true`.";
+    EXTRA_INI_GATE = "KRB115" "extra-ini-gate" Warning,
+        "`astronomer.houston.config.deployments.upsertExtraIniAllowed` is not set. Houston has this gate on `extraIni`; a configuration migration and an unmerged chart change default it to `false` (evidence in RULES.md), and the Kerberos flow depends on `extraIni`.",
+        "Set `astronomer.houston.config.deployments.upsertExtraIniAllowed: true` explicitly.";
+    HOUSTON_URL_CONFIG = "KRB116" "houston-url-config" Warning,
+        "`astronomer.houston.config.database.connection` is set. Houston's container gets `DATABASE__CONNECTION`/`DATABASE_URL` from the Secret `<release>-houston-backend` (or `backendSecretName`), which overrides the configuration file, so this value does not reach Houston (an inference: Houston's loader is not public).",
+        "Put the URL in Houston's backend Secret (`astronomer.houston.backendSecretName`) and record it, with a placeholder password, under `harness.houston.connection`.";
     UNKNOWN_FIELD = "KRB901" "unknown-field" Warning,
         "A field that the model does not know appears where every field is known; most likely misspelled, and ignored by the platform.",
         "Correct the field name, or remove it.";

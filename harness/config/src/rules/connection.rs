@@ -14,6 +14,9 @@ pub const SSLMODES: &[&str] = &[
     "verify-full",
 ];
 
+/// Modes that demand TLS from the server; the deployment PgBouncer offers none to its clients.
+pub const CLIENT_TLS_MODES: &[&str] = &["require", "verify-ca", "verify-full"];
+
 pub(super) fn check(sink: &mut Sink, v: &View) {
     for db in &v.databases {
         let name = db.field;
@@ -98,7 +101,22 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
                     format!("{name}.sslmode"),
                     format!("`{mode}` is not one of {}", SSLMODES.join(", ")),
                 );
+            } else if CLIENT_TLS_MODES.contains(&mode) {
+                sink.add(
+                    &CLIENT_SSLMODE,
+                    format!("{name}.sslmode"),
+                    format!(
+                        "`sslmode: {mode}` goes into Airflow's URL to PgBouncer, which has no client TLS; Airflow cannot connect"
+                    ),
+                );
             }
+        }
+        if c.pass.as_deref().is_some_and(|p| p.contains(' ')) {
+            sink.add(
+                &PASS_URL_SPACE,
+                format!("{name}.pass"),
+                "the password contains a space, which the chart writes as `+` into Airflow's URL (value not shown)",
+            );
         }
     }
     let realms: Vec<_> = v
@@ -120,6 +138,25 @@ pub(super) fn check(sink: &mut Sink, v: &View) {
                 &REALM_MISMATCH,
                 format!("{}.user", super::RESULT_BACKEND),
                 format!("result-backend realm `{rb}` differs from metadata realm `{meta}`"),
+            );
+        }
+    }
+    // Two principals of one realm: the pod still has one default credential (KRB005 covers
+    // two realms).
+    let users: Vec<&str> = v
+        .databases
+        .iter()
+        .filter_map(|db| db.conn.and_then(|c| c.user.as_deref()))
+        .filter(|u| principal_problem(u).is_none())
+        .collect();
+    if let ([meta, rb], [meta_realm, rb_realm]) = (&users[..], &realms[..]) {
+        if meta != rb && meta_realm == rb_realm {
+            sink.add(
+                &ONE_POD_CREDENTIAL,
+                format!("{}.user", super::RESULT_BACKEND),
+                format!(
+                    "result-backend user `{rb}` is another principal than metadata user `{meta}`; PgBouncer logs in to both databases as one of them"
+                ),
             );
         }
     }

@@ -15,8 +15,83 @@ pub const PRISMA_QUERY: &[(&str, &str)] = &[
     ("prisma_connection_limit", "100"),
 ];
 
-pub const KRB_IMAGE: &str = "ap-pgbouncer-krb";
+pub use crate::platform::KRB_IMAGE;
 pub const HOUSTON_PGBOUNCER_PORT: u16 = 6543;
+const CONFIG_URL: &str = "astronomer.houston.config.database.connection";
+
+/// The platform release the values are for: `harness.platform.version`, else 0.37.7.
+pub(crate) fn platform(v: &Values) -> crate::Platform {
+    v.platform_version()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default()
+}
+
+/// What every deployment gets from the control plane: its PgBouncer image and Houston's gate
+/// on `extraIni`. Checked whether or not Houston's own PgBouncer is enabled.
+pub(super) fn check_deployments(sink: &mut Sink, v: &Values) {
+    let platform = platform(v);
+    let choice = v.deployment_pgbouncer_image(platform);
+    let path = choice.path.unwrap_or(crate::model::HELM_PGBOUNCER_IMAGE);
+    if choice.image.name() != KRB_IMAGE {
+        let origin = match choice.path {
+            None => format!(
+                "not overridden, so every deployment gets the platform {platform} default `{}`",
+                choice.image
+            ),
+            Some(p) => format!("`{p}` gives every deployment `{}`", choice.image),
+        };
+        sink.add_fix(
+            &DEPLOYMENT_PGBOUNCER_IMAGE,
+            path,
+            format!("the deployments' PgBouncer image is {origin}, which is not the Kerberos build `{KRB_IMAGE}`"),
+            format!(
+                "Set `{}: {{repository: {}, tag: {}}}`.",
+                crate::model::HELM_PGBOUNCER_IMAGE,
+                platform.krb_pgbouncer_image().repository,
+                platform.krb_pgbouncer_image().tag
+            ),
+        );
+    } else if let Some(why) = old_tag(&choice.image.tag) {
+        sink.add(&PGBOUNCER_IMAGE_TAG, format!("{path}.tag"), why);
+    }
+    match v.extra_ini_allowed() {
+        Some(true) => {}
+        Some(false) => sink.add(
+            &EXTRA_INI_DISALLOWED,
+            "astronomer.houston.config.deployments.upsertExtraIniAllowed",
+            "Houston refuses `pgbouncerConfig.extraIni`, which carries the Kerberos settings",
+        ),
+        None => sink.add(
+            &EXTRA_INI_GATE,
+            "astronomer.houston.config.deployments.upsertExtraIniAllowed",
+            "Houston's gate on `extraIni` is not set; it may default to false",
+        ),
+    }
+    let config_url = v
+        .houston()
+        .and_then(|h| h.config.as_ref()?.database.as_ref()?.connection.as_ref());
+    if config_url.is_some() {
+        sink.add(
+            &HOUSTON_URL_CONFIG,
+            CONFIG_URL,
+            "this URL does not reach Houston: its container's DATABASE__CONNECTION comes from the backend Secret",
+        );
+    }
+}
+
+/// Why a `ap-pgbouncer-krb` tag is too old, if it is.
+fn old_tag(tag: &str) -> Option<String> {
+    let version: Vec<u32> = tag
+        .split(['-', '+'])
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .map_while(|p| p.parse().ok())
+        .collect();
+    (version.len() >= 2 && version[..] < [1, 25][..]).then(|| {
+        format!("tag `{tag}` is older than 1.25.0, the first documented with the GSSAPI options")
+    })
+}
 
 pub(super) fn check(sink: &mut Sink, v: &Values, templates: Option<&HoustonTemplates>) {
     if v.manual_connection_strings() != Some(true) {
@@ -81,10 +156,11 @@ pub(super) fn check(sink: &mut Sink, v: &Values, templates: Option<&HoustonTempl
                 &PRISMA_PARAMS,
                 "astronomer.houston.backendConnection",
                 format!(
-                    "Houston's URL is built from `backendConnection`, which cannot carry {}",
+                    "with `backendConnection` the chart builds no URL and creates no Secret, yet Houston's container still reads `{}-houston-backend`; a URL there cannot carry {} unless you write it yourself",
+                    v.platform_release(),
                     names(PRISMA_QUERY.iter().map(|(k, _)| *k))
                 ),
-                "Give Houston a full URL with the Prisma parameters (a Secret named by `backendSecretName`) and record it under `harness.houston.connection`.",
+                "Create the Secret with a full URL carrying the Prisma parameters (`backendSecretName`) and record it under `harness.houston.connection`.",
             );
         } else {
             sink.add(
@@ -157,60 +233,29 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
     it.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
+/// Houston's own PgBouncer image. Not set is right: the platform chart's default is the
+/// Kerberos build for every modelled release.
 fn check_image(sink: &mut Sink, v: &Values) {
     let path = "pgbouncer.image";
-    let Some(img) = v.image() else {
-        sink.add(
-            &PGBOUNCER_IMAGE,
-            path,
-            "Houston's PgBouncer image is not set; the chart's default may lack GSSAPI",
-        );
-        return;
-    };
-    let Some(repo) = img.repository.as_deref() else {
-        sink.add(
-            &PGBOUNCER_IMAGE,
-            format!("{path}.repository"),
-            "the image repository is not set",
-        );
-        return;
-    };
-    let name = repo.rsplit('/').next().unwrap_or(repo);
-    if name != KRB_IMAGE {
-        let why = if name == "ap-pgbouncer" {
-            "is the generic PgBouncer image, which has no GSSAPI".to_string()
-        } else {
-            format!("is not the Kerberos PgBouncer `{KRB_IMAGE}`")
-        };
-        sink.add(
-            &PGBOUNCER_IMAGE,
-            format!("{path}.repository"),
-            format!("`{repo}` {why}"),
-        );
-        return;
-    }
-    match img.tag.as_deref() {
-        None => sink.add(
-            &PGBOUNCER_IMAGE_TAG,
-            format!("{path}.tag"),
-            "the image tag is not set",
-        ),
-        Some(tag) => {
-            let version: Vec<u32> = tag
-                .split(['-', '+'])
-                .next()
-                .unwrap_or("")
-                .split('.')
-                .map_while(|p| p.parse().ok())
-                .collect();
-            if version.len() >= 2 && version[..] < [1, 25][..] {
-                sink.add(
-                    &PGBOUNCER_IMAGE_TAG,
-                    format!("{path}.tag"),
-                    format!("tag `{tag}` is older than 1.25.0, the first documented with the GSSAPI options"),
-                );
-            }
+    let Some(img) = v.image() else { return };
+    if let Some(repo) = img.repository.as_deref() {
+        let name = repo.rsplit('/').next().unwrap_or(repo);
+        if name != KRB_IMAGE {
+            let why = if name == "ap-pgbouncer" {
+                "is the generic PgBouncer image, which has no GSSAPI".to_string()
+            } else {
+                format!("is not the Kerberos PgBouncer `{KRB_IMAGE}`")
+            };
+            sink.add(
+                &PGBOUNCER_IMAGE,
+                format!("{path}.repository"),
+                format!("`{repo}` {why}"),
+            );
+            return;
         }
+    }
+    if let Some(why) = img.tag.as_deref().and_then(old_tag) {
+        sink.add(&PGBOUNCER_IMAGE_TAG, format!("{path}.tag"), why);
     }
 }
 

@@ -4,6 +4,7 @@ use super::catalog::*;
 use super::{View, EXTRA_INI};
 use crate::finding::Sink;
 use crate::ini;
+use crate::render::shape::service_principal;
 
 pub(super) fn check(sink: &mut Sink, v: &View) {
     check_enabled(sink, v);
@@ -89,7 +90,7 @@ pub(crate) fn parse_spn(spn: &str) -> Result<Spn<'_>, String> {
 /// The SPN the metadata connection implies, for fix suggestions.
 fn example_spn(v: &View) -> Option<String> {
     let c = v.databases[0].conn?;
-    Some(format!("postgres/{}@{}", c.host.as_deref()?, c.realm()?))
+    Some(service_principal(c.host.as_deref()?, c.realm()?))
 }
 
 fn check_spn(sink: &mut Sink, v: &View) {
@@ -131,9 +132,9 @@ fn check_spn(sink: &mut Sink, v: &View) {
             None if global_ok => (global.unwrap_or_default(), EXTRA_INI),
             None => {
                 if global.is_none() {
-                    let example = db.conn.and_then(|c| {
-                        Some(format!("postgres/{}@{}", c.host.as_deref()?, c.realm()?))
-                    });
+                    let example = db
+                        .conn
+                        .and_then(|c| Some(service_principal(c.host.as_deref()?, c.realm()?)));
                     let fix = match example {
                         Some(e) => format!("Add `server_krb_spn = {e}` to `extraIni`."),
                         None => SPN_FORM.fix.to_string(),
@@ -160,7 +161,7 @@ fn check_spn(sink: &mut Sink, v: &View) {
                     field: "host",
                     expected: host.to_string(),
                     fields: vec![db.field],
-                    fix: format!("Use `postgres/{host}@{}`.", parsed.realm),
+                    fix: format!("Use `{}`.", service_principal(host, parsed.realm)),
                 });
             }
         }
@@ -178,7 +179,7 @@ fn check_spn(sink: &mut Sink, v: &View) {
                     field: "user's realm",
                     expected: realm.to_string(),
                     fields: vec![db.field],
-                    fix: format!("Use `postgres/{}@{realm}`.", parsed.host),
+                    fix: format!("Use `{}`.", service_principal(parsed.host, realm)),
                 });
             }
         }

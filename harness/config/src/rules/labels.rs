@@ -90,19 +90,7 @@ pub(super) fn check_houston(sink: &mut Sink, v: &Values, selectors: Option<&[Lab
     );
     match selectors.filter(|s| !s.is_empty()) {
         Some(selectors) => {
-            let mut pod = rewritten.clone();
-            for (k, val) in [
-                ("tier", "astronomer"),
-                ("component", "pgbouncer"),
-                ("app", "pgbouncer"),
-            ] {
-                pod.0
-                    .entry(k.to_string())
-                    .or_insert_with(|| val.to_string());
-            }
-            pod.0
-                .entry("release".into())
-                .or_insert_with(|| v.platform_release().to_string());
+            let pod = crate::render::kube::houston_pgbouncer_pod_labels(v);
             if !selectors.iter().any(|s| s.matches(&pod)) {
                 let rewrite_note = if extra.iter().any(|(k, _)| k.contains('-')) {
                     format!(

@@ -2,6 +2,7 @@
 //! ([`catalog`]) and a fix.
 
 pub mod catalog;
+pub mod chart_schema;
 mod connection;
 mod control_plane;
 mod database_line;
@@ -105,6 +106,14 @@ pub fn check_deployment(
     dedupe(sink.out)
 }
 
+/// Findings the deployment chart's schema gives for the file as written (`raw` is the file
+/// parsed as plain JSON/YAML).
+pub fn check_deployment_raw(file: &Path, raw: &serde_json::Value) -> Vec<Finding> {
+    let mut sink = Sink::new(file);
+    chart_schema::check(&mut sink, raw);
+    dedupe(sink.out)
+}
+
 /// Findings for a control-plane values file. `templates` are Houston's PgBouncer templates.
 pub fn check_values(
     file: &Path,
@@ -114,6 +123,7 @@ pub fn check_values(
 ) -> Vec<Finding> {
     let mut sink = Sink::new(file);
     control_plane::check(&mut sink, v, templates);
+    control_plane::check_deployments(&mut sink, v);
     labels::check_houston(&mut sink, v, selectors);
     unknown::check_values(&mut sink, v);
     dedupe(sink.out)

@@ -34,17 +34,8 @@ pub(super) fn check_deployment(sink: &mut Sink, d: &Deployment) {
             format!("unknown field `{key}`{hint}"),
         );
     }
-    for (name, c) in [
-        (super::METADATA, d.metadata()),
-        (super::RESULT_BACKEND, d.result_backend()),
-    ] {
-        if let Some(c) = c {
-            report(sink, &UNKNOWN_FIELD, name, &c.extra);
-        }
-    }
-    if let Some(p) = &d.pgbouncer_config {
-        report(sink, &UNKNOWN_FIELD, "pgbouncerConfig", &p.extra);
-    }
+    // Unknown keys of the connections and of pgbouncerConfig are the chart schema's to judge
+    // (chart_schema.rs): Helm refuses them, so they are errors there, not warnings here.
 }
 
 pub(super) fn check_values(sink: &mut Sink, v: &Values) {
