@@ -14,6 +14,7 @@ pub mod environment;
 pub mod fault;
 pub mod http;
 pub mod kind;
+pub mod kube;
 pub mod logs;
 pub mod pgbouncer;
 pub mod postgres;

@@ -22,6 +22,8 @@ pub enum Need {
     Run,
     /// The Airflow flow (broker, browser).
     Airflow,
+    /// Building kube-apiserver from Debian's source and running it on etcd (@apiserver).
+    Apiserver,
 }
 
 impl Need {
@@ -31,6 +33,7 @@ impl Need {
             Need::PgbouncerBuild => "building PgBouncer with GSSAPI",
             Need::Run => "running the realm, PostgreSQL and PgBouncer",
             Need::Airflow => "running Airflow (broker, browser)",
+            Need::Apiserver => "building and running kube-apiserver (@apiserver)",
         }
     }
 }
@@ -82,6 +85,15 @@ pub const PACKAGES: &[Package] = &[
     pkg("openssl", Need::Run, Some("/usr/bin/openssl")),
     pkg("redis-server", Need::Airflow, Some("/usr/bin/redis-server")),
     pkg("chromium", Need::Airflow, Some("/usr/bin/chromium")),
+    pkg("golang-go", Need::Apiserver, Some("/usr/bin/go")),
+    pkg(
+        "golang-github-modern-go-reflect2-dev",
+        Need::Apiserver,
+        None,
+    ),
+    pkg("jq", Need::Apiserver, Some("/usr/bin/jq")),
+    pkg("rsync", Need::Apiserver, Some("/usr/bin/rsync")),
+    pkg("etcd-server", Need::Apiserver, Some("/usr/bin/etcd")),
 ];
 
 fn installed(p: &Package) -> bool {
@@ -217,7 +229,13 @@ fn ensure_uv(offline: bool) -> Result<()> {
 
 /// `cargo xtask doctor`: everything the harness needs, found or missing, and how to fix it.
 pub fn doctor(fix: bool, offline: bool) -> Result<bool> {
-    let all = [Need::Build, Need::PgbouncerBuild, Need::Run, Need::Airflow];
+    let all = [
+        Need::Build,
+        Need::PgbouncerBuild,
+        Need::Run,
+        Need::Airflow,
+        Need::Apiserver,
+    ];
     let mut ok = true;
     println!("packages:");
     for p in PACKAGES {
@@ -248,6 +266,7 @@ pub fn doctor(fix: bool, offline: bool) -> Result<bool> {
         if py { "ok" } else { "--" },
         "python3"
     );
+    println!("{}", crate::apiserver::doctor_line());
     let docker = Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output()

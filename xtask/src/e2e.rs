@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use harness_config::settings::{self as run_settings, Replay, Settings};
 
+use crate::apiserver;
 use crate::cargo;
 use crate::deps::{self, Need};
 
@@ -181,6 +182,12 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
 /// summary line (`e2e: N passed, N failed, N skipped`) stays the last line printed even when a
 /// scenario fails (cargo would add its own error lines after it).
 fn scenarios(settings: &Settings, runner: Option<&Path>) -> Result<i32> {
+    // The API server is built only when its scenarios may run: its first build takes minutes.
+    let mut settings = settings.clone();
+    if settings.kube_apiserver.is_none() && apiserver::selected(settings.tags.as_deref()) {
+        deps::ensure(&[Need::Apiserver], settings.offline)?;
+        settings.kube_apiserver = Some(apiserver::ensure_built(settings.offline)?);
+    }
     let runner = match runner {
         Some(r) => r.to_path_buf(),
         None => cargo::test_binary(

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the commands people type. Each installs or builds what it needs first (saying
 //! so), then hands over to the harness.
 
+mod apiserver;
 mod cargo;
 mod chart_diff;
 mod deps;

@@ -62,6 +62,9 @@ pub struct Settings {
     pub airflow_fast_api: bool,
     /// An existing run directory to write into (xtask's own runs; else a new one).
     pub run_dir: Option<PathBuf>,
+    /// The kube-apiserver binary the @apiserver scenarios run (built and cached by xtask);
+    /// unset, those scenarios fail naming `cargo xtask e2e --tags @apiserver`.
+    pub kube_apiserver: Option<PathBuf>,
 }
 
 pub const DEFAULT_TIER: &str = "local";
@@ -92,6 +95,7 @@ impl Default for Settings {
             airflow_template: true,
             airflow_fast_api: true,
             run_dir: None,
+            kube_apiserver: None,
         }
     }
 }
@@ -211,6 +215,7 @@ impl Settings {
             s.airflow_fast_api = flag("E2E_AIRFLOW_FAST_API", &v)? || v.trim().is_empty();
         }
         s.run_dir = text("E2E_RUN_DIR").map(PathBuf::from);
+        s.kube_apiserver = text("E2E_KUBE_APISERVER").map(PathBuf::from);
         Ok(s)
     }
 
@@ -253,6 +258,7 @@ impl Settings {
             ("E2E_AIRFLOW_TEMPLATE", b(self.airflow_template)),
             ("E2E_AIRFLOW_FAST_API", b(self.airflow_fast_api)),
             ("E2E_RUN_DIR", p(&self.run_dir)),
+            ("E2E_KUBE_APISERVER", p(&self.kube_apiserver)),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! The scenario world and the steps, grouped by the capability they exercise.
 
 mod airflow;
+mod apiserver;
 mod config;
 pub mod context;
 mod fault;
@@ -79,6 +80,8 @@ pub struct World {
     pub config: config::ConfigState,
     /// Pooled load, KDC faults and diagnoses (features/fault.feature).
     pub fault: fault::FaultState,
+    /// The API server tier (features/apiserver.feature).
+    pub kube: apiserver::KubeState,
 }
 
 /// What a password client saw when it connected.
@@ -119,6 +122,7 @@ impl World {
             airflow: Default::default(),
             config: Default::default(),
             fault: Default::default(),
+            kube: Default::default(),
         }
     }
 
@@ -166,6 +170,7 @@ impl World {
         if let Some(mut s) = self.env.take() {
             s.down().await;
         }
+        self.kube.stop().await;
         if let Some(dir) = &self.dir {
             harness::environment::scrub(dir, ctx.keep);
         }
