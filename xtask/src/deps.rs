@@ -24,6 +24,8 @@ pub enum Need {
     Airflow,
     /// Building kube-apiserver from Debian's source and running it on etcd (@apiserver).
     Apiserver,
+    /// Making the docker tier's base image (xtask/src/images.rs).
+    Images,
 }
 
 impl Need {
@@ -34,6 +36,7 @@ impl Need {
             Need::Run => "running the realm, PostgreSQL and PgBouncer",
             Need::Airflow => "running Airflow (broker, browser)",
             Need::Apiserver => "building and running kube-apiserver (@apiserver)",
+            Need::Images => "making the docker tier's Debian base image",
         }
     }
 }
@@ -94,6 +97,7 @@ pub const PACKAGES: &[Package] = &[
     pkg("jq", Need::Apiserver, Some("/usr/bin/jq")),
     pkg("rsync", Need::Apiserver, Some("/usr/bin/rsync")),
     pkg("etcd-server", Need::Apiserver, Some("/usr/bin/etcd")),
+    pkg("mmdebstrap", Need::Images, Some("/usr/bin/mmdebstrap")),
 ];
 
 fn installed(p: &Package) -> bool {

@@ -7,6 +7,7 @@ mod chart_diff;
 mod deps;
 mod e2e;
 mod env;
+mod images;
 mod kind;
 mod pgbouncer_check;
 mod reach;
@@ -73,6 +74,8 @@ enum Cmd {
         #[arg(long, value_parser = ["2", "3"])]
         airflow: Option<String>,
     },
+    /// Build the docker tier's images that are missing (content-hash tags; skips what is built).
+    Images(images::ImagesArgs),
     /// Run the flow N times in a row: pass/fail counts, failed steps and the spread of run times.
     Soak(soak::SoakArgs),
     /// What the machine lacks for the harness, and how to install it.
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
             airflow,
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
         Cmd::Soak(args) => soak::run(&args),
+        Cmd::Images(args) => images::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
         Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),
         Cmd::Render(args) => render::run(&args),
