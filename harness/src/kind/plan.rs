@@ -79,13 +79,24 @@ pub struct Plan {
     pub files: Vec<PathBuf>,
 }
 
-/// The images the project builds for this tier (`cargo xtask images`): the customer's KDC and
-/// database, and the reference webhook.
-pub const PROJECT_IMAGES: &[&str] = &["kdc", "postgres", "webhook"];
+/// The images the project builds for this tier with `cargo xtask images`: the customer's KDC and
+/// database. (The reference webhook has no image recipe yet; see the README.)
+pub const PROJECT_IMAGES: &[&str] = &["kdc", "postgres"];
 
-/// The docker tier's image name for one of the project's components.
+/// The tag `cargo xtask images` gave one of the project's images (`target/images/manifest.json`),
+/// or None when it has not been built on this machine.
+pub fn built_image(component: &str) -> Option<String> {
+    let manifest = crate::run::workspace_root().join("target/images/manifest.json");
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&text).ok()?;
+    map.get(component).cloned()
+}
+
+/// The image the plan runs for one of the project's components: the built tag, or the name
+/// `cargo xtask images` will give it (preflight reports it missing).
 pub fn project_image(component: &str) -> String {
-    format!("astro-e2e/{component}:latest")
+    built_image(component)
+        .unwrap_or_else(|| format!("e2e-harness/{component}:<cargo xtask images>"))
 }
 
 fn argv(parts: &[&str]) -> Vec<String> {

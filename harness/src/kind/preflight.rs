@@ -76,6 +76,15 @@ pub fn check_with(o: &Options, probe: &dyn Fn(&[&str]) -> Option<String>) -> Vec
             });
         }
     }
+    for component in super::plan::PROJECT_IMAGES {
+        if super::plan::built_image(component).is_none() {
+            missing.push(Missing {
+                what: format!("the project's {component} image"),
+                why: "the customer's \"external\" KDC and database run from the docker tier's images",
+                how: format!("`cargo xtask images --only {component}`"),
+            });
+        }
+    }
     match probe(&["helm", "version", "--short"]) {
         None => missing.push(Missing {
             what: "helm".into(),
