@@ -221,13 +221,13 @@ pub fn test(offline: bool) -> Result<i32> {
     deps::ensure(ALL_NEEDS, offline)?;
     cargo::run(
         "running the unit and fixture tests of xtask and harness-config",
-        &["test", "--workspace", "--exclude", "harness", "--quiet"],
+        &["test", "--workspace", "--exclude", "harness"],
     )?;
     crate::render::validate_reference(offline)?;
     crate::chart_diff::self_test(offline)?;
     cargo::run(
         "running the harness's unit tests",
-        &["test", "-p", "harness", "--lib", "--bins", "--quiet"],
+        &["test", "-p", "harness", "--lib", "--bins"],
     )?;
     // Every scenario with the defaults (and the knobs the environment sets, checked).
     let all = Settings {
