@@ -131,7 +131,9 @@ fn main() {
                         .unwrap_or_default()
                 );
                 let mut options = harness::kind::Options::new(&name, &dir, &values, &deployment);
-                options.platform = platform.parse()?;
+                options.platform = platform
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("--platform: {e}"))?;
                 options.chart = astronomer_chart;
                 options.kubeconfig = kubeconfig;
                 let code = harness::kind::main(harness::kind::Request { options, dry_run }).await?;

@@ -15,35 +15,11 @@ pub mod preflight;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
-/// The Astronomer releases the tier knows how to install: Software 0.37.7 (the first with the
-/// Kerberos fields; `createDeployment`) and APC 1.1.0 (`upsertDeployment` on a cluster).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    Software0377,
-    Apc110,
-}
-
-impl Platform {
-    pub fn chart_version(self) -> &'static str {
-        match self {
-            Platform::Software0377 => "0.37.7",
-            Platform::Apc110 => "1.1.0",
-        }
-    }
-}
-
-impl std::str::FromStr for Platform {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "0.37.7" => Ok(Platform::Software0377),
-            "1.1.0" => Ok(Platform::Apc110),
-            other => bail!("--platform {other}: unknown platform version; use 0.37.7 or 1.1.0"),
-        }
-    }
-}
+/// The Astronomer release to install: harness-config's, the one place that knows what each
+/// release renders (0.37.7 calls `createDeployment`, APC 1.1.0 `upsertDeployment` on a cluster).
+pub use harness_config::Platform;
 
 /// Where the kind tier's own committed files live (`kind/` in the repository).
 pub fn kind_dir() -> PathBuf {
@@ -128,16 +104,6 @@ mod tests {
         let image = node_image().unwrap();
         assert!(image.starts_with("kindest/node:v1.35."), "{image}");
         assert!(image.contains("@sha256:"), "{image}");
-    }
-
-    #[test]
-    fn platform_versions_parse_and_reject_unknown_ones() {
-        assert_eq!("1.1.0".parse::<Platform>().unwrap(), Platform::Apc110);
-        let e = "0.36.0".parse::<Platform>().unwrap_err().to_string();
-        assert!(
-            e.contains("--platform 0.36.0") && e.contains("0.37.7"),
-            "{e}"
-        );
     }
 }
 

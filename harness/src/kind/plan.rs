@@ -475,7 +475,7 @@ impl Plan {
         let mut out = format!(
             "kind tier plan: run {}, Astronomer {}, {}\n",
             o.name,
-            o.platform.chart_version(),
+            o.platform.version(),
             match &o.kubeconfig {
                 Some(k) => format!("the existing cluster of {}", k.display()),
                 None => "a new kind cluster".into(),

@@ -107,9 +107,9 @@ pub fn check_with(o: &Options, probe: &dyn Fn(&[&str]) -> Option<String>) -> Vec
     }
     match &o.chart {
         None => missing.push(Missing {
-            what: format!("Astronomer's platform chart {}", o.platform.chart_version()),
+            what: format!("Astronomer's platform chart {}", o.platform.version()),
             why: "the control plane is installed from it; the image list is read from its render",
-            how: format!("add Astronomer's Helm repository as its install guide says, `helm pull astronomer/astronomer --version {} --untar`, then pass --astronomer-chart DIR", o.platform.chart_version()),
+            how: format!("add Astronomer's Helm repository as its install guide says, `helm pull astronomer/astronomer --version {} --untar`, then pass --astronomer-chart DIR", o.platform.version()),
         }),
         Some(dir) if !dir.join("Chart.yaml").is_file() => missing.push(Missing {
             what: format!("a chart at {}", dir.display()),
