@@ -1,4 +1,4 @@
-@apiserver
+@apiserver @local
 Feature: The reference webhook injects Kerberos credentials through a real Kubernetes API server
 
   The API server is Kubernetes v1.20.2, built from Debian's `kubernetes` source package

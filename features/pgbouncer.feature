@@ -1,4 +1,4 @@
-@pgbouncer @postgres @kdc @local
+@pgbouncer @postgres @kdc @local @docker
 Feature: Clients reach the Kerberized database through PgBouncer with a password
 
   Airflow logs in to PgBouncer with the password in users.txt; PgBouncer logs in to PostgreSQL
@@ -51,7 +51,7 @@ Feature: Clients reach the Kerberized database through PgBouncer with a password
     Given PgBouncer is configured as the deployment renders it
     When a client connects through PgBouncer to the metadata database with a wrong password
     Then the connection fails within 10 seconds with "SASL authentication failed"
-    And the PgBouncer log says "{release}-metadata/{principal}@127.0.0.1"
+    And the PgBouncer log says "{release}-metadata/{principal}@"
     And the PgBouncer log says "password authentication failed"
     And PostgreSQL saw no login attempt from PgBouncer
 

@@ -1,4 +1,4 @@
-@config @ticket @local
+@config @ticket @local @docker
 Feature: Ticket: PgBouncer starts, but it has no Kerberos credentials
 
   Reported: "The PgBouncer pod is Running and the krb5.conf ConfigMap is mounted, but every

@@ -1,4 +1,4 @@
-@config @ticket @local
+@config @ticket @local @docker
 Feature: Ticket: a stale keytab on a database with a long host name
 
   Reported: "After the DBAs rotated the postgres service key, Airflow lost its database. The

@@ -1,4 +1,4 @@
-@config @ticket @local
+@config @ticket @local @docker
 Feature: Ticket: PgBouncer stopped logging in after the database moved to a new host
 
   Reported: "We moved the Airflow database to airflowdb.prod.corp.example.com and updated both

@@ -1,4 +1,4 @@
-@config @ticket @local
+@config @ticket @local @docker
 Feature: Ticket: the Airflow UI reports the metadatabase unhealthy; PgBouncer has a valid keytab
 
   Reported: "klist in the PgBouncer pod shows a ticket for svc_airflow@CORP.EXAMPLE.COM, yet every

@@ -1,6 +1,6 @@
 //! The Kerberized-database e2e harness: a throwaway MIT realm, a GSSAPI-only PostgreSQL, a
-//! Kerberos-capable PgBouncer and Airflow, started for real by a substrate (the local one:
-//! processes on loopback), plus the probes that prove the path is Kerberized and name the
+//! Kerberos-capable PgBouncer and Airflow, started for real by a substrate (processes on
+//! loopback, or containers with their own host names), plus the probes that prove the path is Kerberized and name the
 //! failure when it is not. Steps and commands use one [`environment::Environment`]; components
 //! describe themselves with a tier-neutral [`component::Spec`] and run through a
 //! [`substrate::Substrate`].
@@ -13,6 +13,7 @@ pub mod envctl;
 pub mod environment;
 pub mod fault;
 pub mod http;
+pub mod images;
 pub mod kind;
 pub mod kube;
 pub mod logs;

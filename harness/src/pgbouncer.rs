@@ -173,7 +173,14 @@ impl Pgbouncer {
         place: Place,
         spec: PgbouncerSpec,
     ) -> Result<Pgbouncer> {
-        let bin = ensure(spec.build).await?;
+        let bin = match substrate.tier() {
+            crate::substrate::Tier::Local => ensure(spec.build).await?,
+            // The image's PgBouncer, found on its PATH as the chart's command does.
+            _ if spec.build == Build::Kerberos => PathBuf::from("pgbouncer"),
+            other => bail!(
+                "the generic PgBouncer build runs on the local tier only; on the {other} tier give its image with --pgbouncer-image"
+            ),
+        };
         let admin_password = Secret::generate();
         let mut users = String::new();
         for (u, p) in spec.users.iter().chain(std::iter::once(&(
@@ -187,7 +194,12 @@ impl Pgbouncer {
                 verifier
             ));
         }
-        let mut proc_spec = Spec::new("pgbouncer", &bin)
+        let mut proc_spec = Spec::new("pgbouncer", &bin);
+        if substrate.tier() != crate::substrate::Tier::Local {
+            // As the chart runs it: `pgbouncer -u nobody /etc/pgbouncer/pgbouncer.ini`.
+            proc_spec = proc_spec.args(["-u", "nobody"]);
+        }
+        let mut proc_spec = proc_spec
             .arg(place.path_str("pgbouncer.ini")?)
             .file("users.txt", users, 0o600)
             .file("pgbouncer.ini", spec.ini, 0o644)

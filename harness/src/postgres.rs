@@ -59,6 +59,8 @@ impl Cluster {
         let socket_dir = socket_tmp.path().to_path_buf();
         crate::run::make_traversable(&socket_dir)?;
         give_to_service_user(&socket_dir)?;
+        // Where the server sees that directory (the same path locally; a mount in a container).
+        let socket_inside = substrate.share_dir(&place, &socket_dir)?;
 
         let (init, cert) = tokio::join!(
             initdb(substrate.as_ref(), &place),
@@ -89,7 +91,7 @@ impl Cluster {
             ("bind", place.bind.clone()),
             ("clients", place.clients.clone()),
             ("port", port_s),
-            ("socket_dir", path_str(&socket_dir)?.to_string()),
+            ("socket_dir", socket_inside.clone()),
             ("keytab", place.path_str("server.keytab")?),
             ("tls_cert", place.path_str("server.crt")?),
             ("tls_key", place.path_str("server.key")?),
@@ -123,10 +125,10 @@ impl Cluster {
             .put_file(&place, File::new("trace-postgres.log", Vec::new(), 0o644))
             .await?;
 
-        let server = Spec::new("postgres", tools::path("postgres")?)
+        let server = Spec::new("postgres", substrate.program(&place, "postgres")?)
             .args(["-D".to_string(), place.path_str("pgdata")?])
             .env("KRB5_CONFIG", place.path_str("krb5.conf")?)
-            .env("KRB5RCACHEDIR", socket_dir.display().to_string())
+            .env("KRB5RCACHEDIR", socket_inside)
             .env("KRB5_TRACE", place.path_str("trace-postgres.log")?)
             .port("postgres", port)
             .run_as(RunAs::ServiceUser)
@@ -291,10 +293,18 @@ fn strip_comments(stmt: &str) -> String {
         .to_string()
 }
 
+/// Where the project's postgres image keeps the cluster it made at build time
+/// (`postgres/Dockerfile`).
+const IMAGE_CLUSTER: &str = "/var/lib/postgresql/data";
+
 async fn initdb(substrate: &dyn Substrate, place: &Place) -> Result<()> {
     // initdb is the slowest step of the stack (~0.5 s); a pristine cluster made once per
-    // PostgreSQL version is copied instead, which takes a tenth of that.
-    let template = template_cluster().await?;
+    // PostgreSQL version is copied instead, which takes a tenth of that. An image carries its
+    // own, made when it was built.
+    let template = match substrate.tier() {
+        crate::substrate::Tier::Local => template_cluster().await?,
+        _ => PathBuf::from(IMAGE_CLUSTER),
+    };
     substrate
         .exec(
             place,
@@ -374,7 +384,10 @@ async fn self_signed_cert(substrate: &dyn Substrate, place: &Place, host: &str) 
     substrate
         .exec(
             place,
-            Exec::new("creating the TLS certificate", tools::path("openssl")?)
+            Exec::new(
+                "creating the TLS certificate",
+                substrate.program(place, "openssl")?,
+            )
                 .args([
                     "req",
                     "-x509",

@@ -127,7 +127,10 @@ impl Realm {
             .substrate
             .exec(
                 &realm.place,
-                Exec::new("creating the KDC database", tools::path("kdb5_util")?)
+                Exec::new(
+                    "creating the KDC database",
+                    realm.substrate.program(&realm.place, "kdb5_util")?,
+                )
                     .args(["create", "-s", "-r", &spec.realm, "-P", master.expose()])
                     .envs(&realm.admin_env()?),
             )
@@ -139,7 +142,7 @@ impl Realm {
 
     /// `krb5kdc` in the foreground on the realm's port and database.
     async fn start_kdc(&mut self) -> Result<()> {
-        let spec = Spec::new("kdc", tools::path("krb5kdc")?)
+        let spec = Spec::new("kdc", self.substrate.program(&self.place, "krb5kdc")?)
             .args(["-n", "-r", &self.realm])
             .envs(&self.admin_env()?)
             .port("kdc", self.kdc_port)
@@ -215,7 +218,10 @@ impl Realm {
             .substrate
             .exec(
                 &self.place,
-                Exec::new("kadmin.local", tools::path("kadmin.local")?)
+                Exec::new(
+                    "kadmin.local",
+                    self.substrate.program(&self.place, "kadmin.local")?,
+                )
                     .args(["-r", &self.realm])
                     .envs(&self.admin_env()?)
                     .stdin(script),

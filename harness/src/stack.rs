@@ -187,6 +187,7 @@ impl Stack {
         crate::realm::validate_principal(&n.server_spn).context("the service principal (SPN)")?;
         let secrets = dir.join("secrets");
         std::fs::create_dir_all(&secrets)?;
+        let substrate = substrate.environment(n)?;
         let realm = Realm::start(
             substrate.clone(),
             &dir.join("kdc"),
@@ -358,6 +359,7 @@ impl Stack {
         }
         self.pg.stop().await;
         self.realm.stop().await;
+        self.substrate.release().await;
         crate::redact::sweep(&self.dir);
     }
 }

@@ -155,6 +155,19 @@ pub fn give_to_service_user(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where a tool is inside the project's images (Debian bookworm, as this machine: the first
+/// place the table names, with PostgreSQL 15's directory for `{pg}`).
+pub fn image_path(name: &str) -> Result<PathBuf> {
+    let Some(tool) = TOOLS.iter().find(|t| t.name == name) else {
+        bail!("internal: no tool named {name} in the tool table");
+    };
+    let first = tool.candidates.first().context("internal: a tool with no candidate path")?;
+    Ok(PathBuf::from(first.replace("{pg}", IMAGE_PG_BIN)))
+}
+
+/// PostgreSQL's programs in the project's postgres image (`postgres/Dockerfile`).
+const IMAGE_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
 /// Runs a short-lived program on this machine to completion (in `cwd`); on failure the error
 /// names the command and carries its stderr. The local substrate's `exec` and the harness's own
 /// clients (kinit, pg_dump) use it.

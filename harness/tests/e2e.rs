@@ -39,7 +39,7 @@ async fn run() -> i32 {
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
             let n = context::get().substrate.kill_all();
-            eprintln!("\ne2e: interrupted; stopped {n} component process group(s)");
+            eprintln!("\ne2e: interrupted; stopped {n} component(s) (process groups, containers, networks)");
             std::process::exit(130);
         }
     });
@@ -47,7 +47,7 @@ async fn run() -> i32 {
     tokio::spawn(async move {
         tokio::time::sleep(limit).await;
         let n = context::get().substrate.kill_all();
-        eprintln!("\ne2e: the run exceeded its limit of {limit:?}; stopped {n} component process group(s)");
+        eprintln!("\ne2e: the run exceeded its limit of {limit:?}; stopped {n} component(s) (process groups, containers, networks)");
         std::process::exit(124);
     });
 
@@ -151,6 +151,9 @@ async fn run() -> i32 {
         println!("\nfailed (each scenario's logs and diagnosis are in its directory under the artifacts):");
         // The same replay settings, or the rerun would test another configuration.
         let mut same = String::new();
+        if ctx.tier != harness::substrate::Tier::Local {
+            same += &format!(" --tier {}", ctx.tier);
+        }
         for (var, flag) in [
             ("E2E_DEPLOYMENT", "--deployment"),
             ("E2E_VALUES", "--values"),

@@ -55,6 +55,10 @@ pub struct E2eArgs {
     /// [default: 60].
     #[arg(long, env = "E2E_RUN_TIMEOUT_MIN")]
     pub timeout_min: Option<String>,
+    /// The docker tier: run PgBouncer from this image instead of the project's build (e.g.
+    /// `quay.io/astronomer/ap-pgbouncer-krb:1.25.0-2`, where it can be pulled or is loaded).
+    #[arg(long)]
+    pub pgbouncer_image: Option<String>,
     #[command(flatten)]
     pub kind: crate::kind::KindArgs,
     /// An already built scenario runner (what `soak` passes, so a run times the flow and not
@@ -168,6 +172,7 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
         ("E2E_AIRFLOW", a.airflow.clone()),
         ("E2E_CONCURRENCY", a.concurrency.clone()),
         ("E2E_RUN_TIMEOUT_MIN", a.timeout_min.clone()),
+        ("E2E_PGBOUNCER_IMAGE", a.pgbouncer_image.clone()),
     ])?;
     let settings = Settings {
         deployment,
@@ -175,7 +180,25 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
         ..settings
     };
     deps::ensure(ALL_NEEDS, settings.offline)?;
+    if settings.tier == "docker" {
+        docker_images(&settings)?;
+    }
     scenarios(&settings, a.runner.as_deref())
+}
+
+/// The docker tier's images, built where missing (a no-op when they are there): the KDC,
+/// PostgreSQL and, unless another image is given, the project's PgBouncer.
+fn docker_images(settings: &Settings) -> Result<()> {
+    let mut only = vec!["kdc".to_string(), "postgres".to_string()];
+    if settings.pgbouncer_image.is_none() {
+        only.push("pgbouncer".into());
+    }
+    crate::images::ensure(&crate::images::ImagesArgs {
+        base: std::env::var("E2E_BASE_IMAGE").unwrap_or_else(|_| "debootstrap".into()),
+        only,
+        offline: settings.offline,
+    })
+    .map(drop)
 }
 
 /// Builds and runs the scenario runner. It is run directly, not through `cargo test`, so its
@@ -234,7 +257,25 @@ pub fn test(offline: bool) -> Result<i32> {
         replay: Replay::Refuse,
         ..knob_settings(None, offline)?
     };
-    scenarios(&all, None)
+    let local = scenarios(&all, None)?;
+    // Then every scenario that runs on containers, on the docker tier. CI has an engine; a
+    // machine without one says so (and CI=true makes that a failure).
+    let docker = match crate::images::engine_answers() {
+        Ok(()) => {
+            let on_docker = Settings {
+                tier: "docker".into(),
+                ..all.clone()
+            };
+            docker_images(&on_docker)?;
+            scenarios(&on_docker, None)?
+        }
+        Err(e) if all.ci => bail!("the docker tier's scenarios cannot run: {e:#}"),
+        Err(e) => {
+            eprintln!("xtask: skipping the docker tier's scenarios: {e:#}");
+            0
+        }
+    };
+    Ok(if local != 0 { local } else { docker })
 }
 
 pub fn bench(

@@ -65,6 +65,9 @@ pub struct Settings {
     /// The kube-apiserver binary the @apiserver scenarios run (built and cached by xtask);
     /// unset, those scenarios fail naming `cargo xtask e2e --tags @apiserver`.
     pub kube_apiserver: Option<PathBuf>,
+    /// The docker tier's PgBouncer image instead of the project's build (`--pgbouncer-image`,
+    /// e.g. Astronomer's `ap-pgbouncer-krb`); unset, the one `cargo xtask images` built.
+    pub pgbouncer_image: Option<String>,
 }
 
 pub const DEFAULT_TIER: &str = "local";
@@ -96,6 +99,7 @@ impl Default for Settings {
             airflow_fast_api: true,
             run_dir: None,
             kube_apiserver: None,
+            pgbouncer_image: None,
         }
     }
 }
@@ -216,6 +220,7 @@ impl Settings {
         }
         s.run_dir = text("E2E_RUN_DIR").map(PathBuf::from);
         s.kube_apiserver = text("E2E_KUBE_APISERVER").map(PathBuf::from);
+        s.pgbouncer_image = text("E2E_PGBOUNCER_IMAGE");
         Ok(s)
     }
 
@@ -259,6 +264,7 @@ impl Settings {
             ("E2E_AIRFLOW_FAST_API", b(self.airflow_fast_api)),
             ("E2E_RUN_DIR", p(&self.run_dir)),
             ("E2E_KUBE_APISERVER", p(&self.kube_apiserver)),
+            ("E2E_PGBOUNCER_IMAGE", self.pgbouncer_image.clone()),
         ]
     }
 }

@@ -86,10 +86,7 @@ pub const PROJECT_IMAGES: &[&str] = &["kdc", "postgres"];
 /// The tag `cargo xtask images` gave one of the project's images (`target/images/manifest.json`),
 /// or None when it has not been built on this machine.
 pub fn built_image(component: &str) -> Option<String> {
-    let manifest = crate::run::workspace_root().join("target/images/manifest.json");
-    let text = std::fs::read_to_string(manifest).ok()?;
-    let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&text).ok()?;
-    map.get(component).cloned()
+    crate::images::built(component)
 }
 
 /// The image the plan runs for one of the project's components: the built tag, or the name

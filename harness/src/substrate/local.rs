@@ -2,7 +2,6 @@
 //! group so teardown reaches grandchildren too (Airflow forks, PostgreSQL backends). A place is
 //! a directory of the run; its files are the artifacts.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use super::{Endpoint, LogCursor, Place, Running, Substrate, Tier};
+use super::{Endpoint, Place, Running, Substrate, Tier};
 use crate::component::{Exec, ExecOutput, File, NamedPort, Readiness, RunAs, Source, Spec};
 use crate::tools;
 
@@ -66,6 +65,25 @@ impl Substrate for Local {
         })
     }
 
+    fn environment(
+        self: std::sync::Arc<Self>,
+        _names: &harness_config::EnvironmentShape,
+    ) -> Result<std::sync::Arc<dyn Substrate>> {
+        Ok(self)
+    }
+
+    async fn release(&self) {}
+
+    fn program(&self, _place: &Place, tool: &str) -> Result<PathBuf> {
+        tools::path(tool)
+    }
+
+    fn share_dir(&self, _place: &Place, dir: &Path) -> Result<String> {
+        dir.to_str()
+            .map(str::to_string)
+            .with_context(|| format!("path {} is not UTF-8", dir.display()))
+    }
+
     fn listen_port(&self, _place: &Place, _name: &str, _default: u16) -> Result<u16> {
         super::ports::free_port()
     }
@@ -83,28 +101,11 @@ impl Substrate for Local {
     }
 
     async fn put_file(&self, place: &Place, file: File) -> Result<()> {
-        let path = place.path(&file.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        // Created with its final mode, so a keytab is never readable by others, not even briefly.
-        let _ = std::fs::remove_file(&path);
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(file.mode)
-                .open(&path)
-                .with_context(|| format!("could not write {}", path.display()))?;
-            f.write_all(&file.contents)?;
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))?;
-        if place.owner == RunAs::ServiceUser {
-            tools::give_to_service_user(&path)?;
-        }
-        Ok(())
+        let owner = match place.owner {
+            RunAs::ServiceUser => tools::service_user()?,
+            RunAs::Invoker => None,
+        };
+        super::write_placed(&place.path(&file.path), &file, owner)
     }
 
     async fn read_file(&self, place: &Place, rel: &str) -> Result<Vec<u8>> {
@@ -309,16 +310,6 @@ impl Running for Process {
 
     fn log_file(&self) -> PathBuf {
         self.log.clone()
-    }
-
-    fn log_cursor(&self) -> LogCursor {
-        LogCursor(std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0))
-    }
-
-    fn log_since(&self, cursor: LogCursor) -> String {
-        let text = std::fs::read(&self.log).unwrap_or_default();
-        let start = (cursor.0 as usize).min(text.len());
-        String::from_utf8_lossy(&text[start..]).into_owned()
     }
 
     fn is_running(&mut self) -> bool {

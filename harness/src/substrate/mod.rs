@@ -2,18 +2,21 @@
 //! [`Place`] (its files, its host name), starts a [`component::Spec`](crate::component::Spec)
 //! there and returns a [`Running`] handle with its endpoints (as the harness dials them and as the
 //! other components dial them), its log with a cursor, and tools run inside it. The local
-//! substrate (`local`) runs processes on loopback; a docker or Kubernetes substrate implements the
-//! same two traits and nothing above this module changes.
+//! substrate (`local`) runs processes on loopback; the docker substrate (`docker`) runs each
+//! component as a container with its own host name on a network per environment. Nothing above
+//! this module knows which one it has.
 
+pub mod docker;
 pub mod local;
 pub mod ports;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 
 use crate::component::{Exec, ExecOutput, File, RunAs, Spec};
@@ -47,14 +50,26 @@ impl fmt::Display for Tier {
     }
 }
 
-/// The substrate of a tier. The docker and kind substrates plug in here.
-pub fn for_tier(tier: Tier) -> Result<std::sync::Arc<dyn Substrate>> {
+/// The substrate of a tier, with the run's settings (the docker tier's PgBouncer image).
+pub fn for_settings(settings: &harness_config::settings::Settings) -> Result<Arc<dyn Substrate>> {
+    let tier: Tier = settings.tier.parse()?;
     match tier {
-        Tier::Local => Ok(std::sync::Arc::new(local::Local)),
-        other => bail!(
-            "tier `{other}` cannot run on this machine yet: only the local tier is implemented (the docker and kind tiers are described in README.md)"
+        Tier::Local => Ok(Arc::new(local::Local)),
+        Tier::Docker => Ok(Arc::new(docker::Docker::connect(
+            settings.pgbouncer_image.clone(),
+        )?)),
+        Tier::Kind => bail!(
+            "the kind tier does not run scenarios through this runner: `cargo xtask e2e --tier kind` drives the cluster itself (README.md, \"The kind tier\")"
         ),
     }
+}
+
+/// The substrate of a tier with default settings.
+pub fn for_tier(tier: Tier) -> Result<Arc<dyn Substrate>> {
+    for_settings(&harness_config::settings::Settings {
+        tier: tier.to_string(),
+        ..Default::default()
+    })
 }
 
 /// A host and port to connect to.
@@ -95,6 +110,14 @@ impl Place {
         self.dir.join(rel)
     }
 
+    /// The place's own directory as a string (as the component sees it).
+    pub fn dir_str(&self) -> Result<String> {
+        self.dir
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", self.dir.display()))
+    }
+
     /// [`Place::path`] as a string, for configuration text and arguments.
     pub fn path_str(&self, rel: &str) -> Result<String> {
         let p = self.path(rel);
@@ -108,10 +131,31 @@ impl Place {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LogCursor(pub u64);
 
-/// Where components run (see the module comment). Implementations: [`local::Local`].
+/// Where components run (see the module comment). Implementations: [`local::Local`],
+/// [`docker::Docker`].
 #[async_trait]
 pub trait Substrate: Send + Sync {
     fn tier(&self) -> Tier;
+
+    /// The substrate one environment's components run on, given the names its configuration
+    /// uses: the local substrate serves every environment as it is; the docker one gives each
+    /// its own network, on which the database is the configured host (`names.db_host`).
+    /// [`Substrate::release`] ends it.
+    fn environment(self: Arc<Self>, names: &harness_config::EnvironmentShape)
+        -> Result<Arc<dyn Substrate>>;
+
+    /// Removes what [`Substrate::environment`] made beside the components (a network), once
+    /// they are stopped.
+    async fn release(&self);
+
+    /// Where a system program (by its name in [`crate::tools::TOOLS`]) is for the component in
+    /// `place`: on this machine locally, inside the component's image on docker.
+    fn program(&self, place: &Place, tool: &str) -> Result<PathBuf>;
+
+    /// Makes a directory of the harness's visible to `place`'s component (a Unix socket
+    /// directory the harness connects through) before it starts; returns the path the component
+    /// sees it at.
+    fn share_dir(&self, place: &Place, dir: &Path) -> Result<String>;
 
     /// Creates the place of component `name`, keeping artifacts under `artifacts`.
     fn place(&self, name: &str, artifacts: &Path, owner: RunAs) -> Result<Place>;
@@ -157,10 +201,20 @@ pub trait Running: Send + Sync {
     fn log_file(&self) -> PathBuf;
 
     /// The end of the log now.
-    fn log_cursor(&self) -> LogCursor;
+    fn log_cursor(&self) -> LogCursor {
+        LogCursor(
+            std::fs::metadata(self.log_file())
+                .map(|m| m.len())
+                .unwrap_or(0),
+        )
+    }
 
     /// What the component logged after `cursor`.
-    fn log_since(&self, cursor: LogCursor) -> String;
+    fn log_since(&self, cursor: LogCursor) -> String {
+        let text = std::fs::read(self.log_file()).unwrap_or_default();
+        let start = (cursor.0 as usize).min(text.len());
+        String::from_utf8_lossy(&text[start..]).into_owned()
+    }
 
     /// True while the component's main process runs.
     fn is_running(&mut self) -> bool;
@@ -206,4 +260,30 @@ impl dyn Running {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Writes a placed file on the harness's side with its final mode from the start (a keytab is
+/// never readable by others, not even briefly), owned by `owner` (uid, gid) when given.
+pub(crate) fn write_placed(path: &Path, file: &File, owner: Option<(u32, u32)>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let _ = std::fs::remove_file(path);
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(file.mode)
+            .open(path)
+            .with_context(|| format!("could not write {}", path.display()))?;
+        f.write_all(&file.contents)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(file.mode))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .with_context(|| format!("could not chown {} to {uid}:{gid}", path.display()))?;
+    }
+    Ok(())
 }

@@ -41,7 +41,7 @@ pub fn init() -> Result<&'static Ctx> {
         None => RunDir::create(&base)?,
     };
     let tier: Tier = settings.tier.parse()?;
-    let substrate = harness::substrate::for_tier(tier)?;
+    let substrate = harness::substrate::for_settings(&settings)?;
     // A replayed configuration: lint errors refuse the run unless E2E_REPLAY=reproduce asks to
     // run the breakage as written; E2E_VALUES supplies the injector's selectors.
     let values = settings.values.clone().map(from_workspace);

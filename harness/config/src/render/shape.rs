@@ -47,6 +47,18 @@ pub struct EnvironmentShape {
 }
 
 impl EnvironmentShape {
+    /// The host name a component other than the database has where components have host names
+    /// (the docker tier): `<component>.<the database host's domain>` (`kdc.example.test`,
+    /// `pgbouncer.example.test`), or under the realm's name in lower case when the database host
+    /// is a single label. The database is `db_host` itself.
+    pub fn component_host(&self, component: &str) -> String {
+        let domain = match self.db_host.split_once('.') {
+            Some((_, domain)) if !domain.is_empty() => domain.to_string(),
+            _ => self.realm.to_lowercase(),
+        };
+        format!("{component}.{domain}")
+    }
+
     /// Read the shape from the metadata connection (the result backend shares host and realm on
     /// every supported setup; lint reports when it does not).
     pub fn from_deployment(d: &Deployment) -> Result<EnvironmentShape, RenderError> {
