@@ -137,11 +137,8 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
     if a.kind.dry_run {
         bail!("--dry-run applies to the kind tier only (--tier kind)");
     }
-    if a.tier != "local" {
-        bail!(
-            "the {} tier is not implemented yet: only `--tier local` runs on this machine (README.md, \"Tiers\", says what each tier needs)",
-            a.tier
-        );
+    if a.pgbouncer_image.is_some() && a.tier != "docker" {
+        bail!("--pgbouncer-image applies to the docker tier: add --tier docker");
     }
     let deployment = a
         .deployment

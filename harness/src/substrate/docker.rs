@@ -277,7 +277,7 @@ impl Substrate for Docker {
         std::os::unix::fs::chown(artifacts, Some(role.uid), Some(role.uid)).with_context(
             || format!("could not hand {} to uid {}", artifacts.display(), role.uid),
         )?;
-        let host = env.hosts.get(name).cloned().with_context(|| {
+        let host = env.hosts.get(name).map(|h| dialable(h)).with_context(|| {
             format!("internal: no host name for {name} in this environment")
         })?;
         Ok(Place {
@@ -774,6 +774,19 @@ fn pid_alive(pid: &str) -> bool {
     })
 }
 
+/// The name a component is given on the network: its configured host name, or that name's
+/// first label when it is longer than a kernel host name may be (64 bytes; customers' database
+/// hosts can be longer). The names Kerberos sees stay the configured ones: PgBouncer is given
+/// the configured service principal, as on the local tier, which dials an address.
+fn dialable(host: &str) -> String {
+    const HOST_NAME_MAX: usize = 63;
+    if host.len() <= HOST_NAME_MAX {
+        return host.to_string();
+    }
+    let first = host.split('.').next().unwrap_or(host);
+    first.chars().take(HOST_NAME_MAX).collect()
+}
+
 /// `repository:tag` (a registry host's port is not a tag).
 fn split_image(image: &str) -> (String, String) {
     match image.rsplit_once(':') {
@@ -791,6 +804,13 @@ fn path_str(p: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_name_too_long_for_the_kernel_is_dialled_by_its_first_label() {
+        assert_eq!(dialable("db.example.test"), "db.example.test");
+        let long = "customer-production-metadata-db-primary.us-east-1.internal.corp.example.test";
+        assert_eq!(dialable(long), "customer-production-metadata-db-primary");
+    }
 
     #[test]
     fn image_names_split_at_the_tag_not_at_a_registry_port() {
