@@ -461,7 +461,18 @@ impl Substrate for Docker {
     }
 
     fn kill_all(&self) -> usize {
-        remove_labelled(&format!("{RUN_LABEL}={}", self.run))
+        let label = format!("{RUN_LABEL}={}", self.run);
+        let mut n = remove_labelled(&label);
+        // A container whose creation was in flight (a tool's `docker run`, a component being
+        // started) appears a moment later: a second pass catches it.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(400));
+            match remove_labelled(&label) {
+                0 => break,
+                more => n += more,
+            }
+        }
+        n
     }
 }
 
