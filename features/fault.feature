@@ -51,10 +51,12 @@ Feature: PgBouncer keeps serving when the KDC is slow or down, and the generic i
     Then the connection succeeds
     And no pooled client saw an error
 
+  @docker
   Scenario: The generic PgBouncer image refuses the deployment's Kerberos settings, and the harness says why
     When the generic PgBouncer image is started as the deployment renders it
     Then within 15 seconds the harness says "PgBouncer has no GSSAPI support: it does not know `server_gssauth_negotiate`"
 
+  @docker
   Scenario: The generic PgBouncer image without the Kerberos settings is named before any timeout
     Given the generic PgBouncer image is started without server_gssauth_negotiate and server_krb_spn
     When a client connects through PgBouncer to the metadata database while the harness watches PgBouncer's log

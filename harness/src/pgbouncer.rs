@@ -9,12 +9,15 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::component::{Readiness, RunAs, Spec};
+use crate::component::{Readiness, RunAs, Source, Spec};
 use crate::secret::Secret;
 use crate::substrate::{Endpoint, LogCursor, Place, Running, Substrate};
 
 /// The user of PgBouncer's admin console, with a per-run password.
 pub const ADMIN_USER: &str = "harness_admin";
+
+/// The generic (non-Kerberos) PgBouncer's image on the container tiers (`cargo xtask images`).
+pub const GENERIC_IMAGE: &str = "pgbouncer-generic";
 
 /// The ticket cache MIT fills from the injected keytab, inside PgBouncer's directory.
 pub const TICKET_CACHE: &str = "krb5cc";
@@ -173,13 +176,14 @@ impl Pgbouncer {
         place: Place,
         spec: PgbouncerSpec,
     ) -> Result<Pgbouncer> {
-        let bin = match substrate.tier() {
-            crate::substrate::Tier::Local => ensure(spec.build).await?,
+        let source = match (substrate.tier(), spec.build) {
+            (crate::substrate::Tier::Local, build) => Source::Program(ensure(build).await?),
             // The image's PgBouncer, found on its PATH as the chart's command does.
-            _ if spec.build == Build::Kerberos => PathBuf::from("pgbouncer"),
-            other => bail!(
-                "the generic PgBouncer build runs on the local tier only; on the {other} tier give its image with --pgbouncer-image"
-            ),
+            (_, Build::Kerberos) => Source::Program(PathBuf::from("pgbouncer")),
+            // The generic image, run by its own entrypoint.
+            (_, Build::Generic) => Source::Image(crate::images::built(GENERIC_IMAGE).with_context(|| {
+                format!("the generic PgBouncer image is not built: run `cargo xtask images --only {GENERIC_IMAGE}`")
+            })?),
         };
         let admin_password = Secret::generate();
         let mut users = String::new();
@@ -194,7 +198,7 @@ impl Pgbouncer {
                 verifier
             ));
         }
-        let mut proc_spec = Spec::new("pgbouncer", &bin);
+        let mut proc_spec = Spec::of("pgbouncer", source);
         if substrate.tier() != crate::substrate::Tier::Local {
             // As the chart runs it: `pgbouncer -u nobody /etc/pgbouncer/pgbouncer.ini`.
             proc_spec = proc_spec.args(["-u", "nobody"]);
@@ -235,7 +239,17 @@ impl Pgbouncer {
             format!("FILE:{}", place.path_str(keytab)?),
         );
         proc_spec.stop_grace = Duration::from_secs(3);
-        let process = substrate.start(&place, proc_spec).await?;
+        let log = place.artifacts.join("pgbouncer.log");
+        let process = match substrate.start(&place, proc_spec).await {
+            Ok(p) => p,
+            // What PgBouncer's own log says is the cause, when it names one (the generic image).
+            Err(e) => match crate::fault::diagnose::pgbouncer_log(
+                &std::fs::read_to_string(&log).unwrap_or_default(),
+            ) {
+                Some(d) => return Err(e.context(d.to_string())),
+                None => return Err(e),
+            },
+        };
         Ok(Pgbouncer {
             admin_password,
             place,

@@ -184,9 +184,14 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
 }
 
 /// The docker tier's images, built where missing (a no-op when they are there): the KDC,
-/// PostgreSQL and, unless another image is given, the project's PgBouncer.
+/// PostgreSQL, the generic PgBouncer and, unless another image is given, the project's.
 fn docker_images(settings: &Settings) -> Result<()> {
-    let mut only = vec!["kdc".to_string(), "postgres".to_string()];
+    // The generic PgBouncer is the "generic image" scenarios' subject.
+    let mut only = vec![
+        "kdc".to_string(),
+        "postgres".to_string(),
+        "pgbouncer-generic".to_string(),
+    ];
     if settings.pgbouncer_image.is_none() {
         only.push("pgbouncer".into());
     }

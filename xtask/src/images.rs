@@ -37,7 +37,8 @@ pub struct ImagesArgs {
     /// name already on the engine. Also E2E_BASE_IMAGE.
     #[arg(long, env = "E2E_BASE_IMAGE", default_value = "debootstrap")]
     pub base: String,
-    /// Build only these images (kdc, postgres, pgbouncer, airflow-3.3.2, airflow-2.11.2);
+    /// Build only these images (kdc, postgres, pgbouncer, pgbouncer-generic, airflow-3.3.2,
+    /// airflow-2.11.2);
     /// repeatable. Default: all.
     #[arg(long)]
     pub only: Vec<String>,
@@ -80,6 +81,13 @@ fn recipes(root: &Path) -> Result<Vec<Recipe>> {
                 .iter()
                 .map(|f| (root.join("pgbouncer").join(f), f.to_string()))
                 .collect(),
+            args: vec![],
+            needs_ca: false,
+        },
+        Recipe {
+            name: "pgbouncer-generic".into(),
+            dockerfile: root.join("pgbouncer/Dockerfile.generic"),
+            files: vec![],
             args: vec![],
             needs_ca: false,
         },
