@@ -370,26 +370,23 @@ impl Substrate for Docker {
             .entry(place.name.clone())
             .or_default()
             .running = Some(container_name.clone());
-        let mut published = Vec::new();
-        for p in &spec.ports {
-            let host_port = container
-                .get_host_port_ipv4(p.port)
-                .await
-                .with_context(|| format!("{}: port {} is not published", spec.name, p.port))?;
-            published.push((p.clone(), host_port));
-        }
         let mut c = Container {
             name: spec.name.clone(),
             container_name,
             place_name: place.name.clone(),
             peer_host: place.host.clone(),
             log,
-            ports: published,
+            // Published ports are looked up once it is ready: a container that exited has none.
+            ports: spec.ports.iter().map(|p| (p.clone(), 0)).collect(),
             inner: Some(container),
             stop_grace: spec.stop_grace,
             env: env_arc(self)?,
         };
         if let Err(e) = c.wait_ready(&spec.readiness, spec.ready_timeout).await {
+            c.stop().await;
+            return Err(e);
+        }
+        if let Err(e) = c.publish().await {
             c.stop().await;
             return Err(e);
         }
@@ -499,6 +496,18 @@ impl Container {
             .iter()
             .find(|(p, _)| p.name == name)
             .with_context(|| format!("internal: {} has no port named `{name}`", self.name))
+    }
+
+    /// The host ports its ports are published at on loopback.
+    async fn publish(&mut self) -> Result<()> {
+        let c = self.inner.as_ref().context("the container is gone")?;
+        for (p, host_port) in &mut self.ports {
+            *host_port = c
+                .get_host_port_ipv4(p.port)
+                .await
+                .with_context(|| format!("{}: port {} is not published", self.name, p.port))?;
+        }
+        Ok(())
     }
 
     async fn wait_ready(&mut self, r: &Readiness, timeout: Duration) -> Result<()> {
