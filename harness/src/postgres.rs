@@ -388,29 +388,29 @@ async fn self_signed_cert(substrate: &dyn Substrate, place: &Place, host: &str) 
                 "creating the TLS certificate",
                 substrate.program(place, "openssl")?,
             )
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1",
-                    "-nodes",
-                    "-keyout",
-                    &key,
-                    "-out",
-                    &cert,
-                    "-days",
-                    "2",
-                    "-subj",
-                    // X.509 caps a common name at 64 characters, and customers' database host
-                    // names can be longer; clients match the subjectAltName, which has no such cap.
-                    &format!("/CN={}", common_name(host)),
-                    "-addext",
-                    &san,
-                ])
-                // Owned by the server, which refuses a key others can read.
-                .run_as(RunAs::ServiceUser),
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-subj",
+                // X.509 caps a common name at 64 characters, and customers' database host
+                // names can be longer; clients match the subjectAltName, which has no such cap.
+                &format!("/CN={}", common_name(host)),
+                "-addext",
+                &san,
+            ])
+            // Owned by the server, which refuses a key others can read.
+            .run_as(RunAs::ServiceUser),
         )
         .await?;
     Ok(())

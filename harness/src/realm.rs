@@ -131,8 +131,8 @@ impl Realm {
                     "creating the KDC database",
                     realm.substrate.program(&realm.place, "kdb5_util")?,
                 )
-                    .args(["create", "-s", "-r", &spec.realm, "-P", master.expose()])
-                    .envs(&realm.admin_env()?),
+                .args(["create", "-s", "-r", &spec.realm, "-P", master.expose()])
+                .envs(&realm.admin_env()?),
             )
             .await?;
 
@@ -222,9 +222,9 @@ impl Realm {
                     "kadmin.local",
                     self.substrate.program(&self.place, "kadmin.local")?,
                 )
-                    .args(["-r", &self.realm])
-                    .envs(&self.admin_env()?)
-                    .stdin(script),
+                .args(["-r", &self.realm])
+                .envs(&self.admin_env()?)
+                .stdin(script),
             )
             .await?;
         // kadmin.local exits 0 even when a query fails; its complaints go to stderr.

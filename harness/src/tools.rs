@@ -161,7 +161,10 @@ pub fn image_path(name: &str) -> Result<PathBuf> {
     let Some(tool) = TOOLS.iter().find(|t| t.name == name) else {
         bail!("internal: no tool named {name} in the tool table");
     };
-    let first = tool.candidates.first().context("internal: a tool with no candidate path")?;
+    let first = tool
+        .candidates
+        .first()
+        .context("internal: a tool with no candidate path")?;
     Ok(PathBuf::from(first.replace("{pg}", IMAGE_PG_BIN)))
 }
 

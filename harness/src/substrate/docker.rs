@@ -85,7 +85,9 @@ impl Docker {
         let out = Command::new("docker")
             .args(["version", "--format", "{{.Server.Version}}"])
             .output()
-            .context("the docker tier needs the `docker` client: install Docker, or run `--tier local`")?;
+            .context(
+                "the docker tier needs the `docker` client: install Docker, or run `--tier local`",
+            )?;
         if !out.status.success() {
             bail!(
                 "no Docker engine answers (`docker version`: {}): start it, or run `--tier local`",
@@ -110,9 +112,9 @@ impl Docker {
     }
 
     fn env(&self) -> Result<&Arc<Env>> {
-        self.env.as_ref().context(
-            "internal: a docker place outside an environment (Stack::up makes one first)",
-        )
+        self.env
+            .as_ref()
+            .context("internal: a docker place outside an environment (Stack::up makes one first)")
     }
 
     fn image(&self, component: &str) -> Result<String> {
@@ -174,7 +176,9 @@ impl Docker {
                     args.extend(["--label".into(), format!("{k}={v}")]);
                 }
                 args.push(env.network.clone());
-                cli("creating the environment's network", &args).await.map(drop)
+                cli("creating the environment's network", &args)
+                    .await
+                    .map(drop)
             })
             .await?;
         Ok(env)
@@ -202,7 +206,8 @@ impl Substrate for Docker {
         self: Arc<Self>,
         names: &harness_config::EnvironmentShape,
     ) -> Result<Arc<dyn Substrate>> {
-        static ENVIRONMENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        static ENVIRONMENTS: std::sync::atomic::AtomicUsize =
+            std::sync::atomic::AtomicUsize::new(0);
         let n = ENVIRONMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let hosts = BTreeMap::from([
             ("kdc".to_string(), names.component_host("kdc")),
@@ -274,12 +279,13 @@ impl Substrate for Docker {
         std::fs::create_dir_all(artifacts)
             .with_context(|| format!("could not create {}", artifacts.display()))?;
         crate::run::make_traversable(artifacts)?;
-        std::os::unix::fs::chown(artifacts, Some(role.uid), Some(role.uid)).with_context(
-            || format!("could not hand {} to uid {}", artifacts.display(), role.uid),
-        )?;
-        let host = env.hosts.get(name).map(|h| dialable(h)).with_context(|| {
-            format!("internal: no host name for {name} in this environment")
+        std::os::unix::fs::chown(artifacts, Some(role.uid), Some(role.uid)).with_context(|| {
+            format!("could not hand {} to uid {}", artifacts.display(), role.uid)
         })?;
+        let host =
+            env.hosts.get(name).map(|h| dialable(h)).with_context(|| {
+                format!("internal: no host name for {name} in this environment")
+            })?;
         Ok(Place {
             name: name.into(),
             dir: PathBuf::from(role.dir),
@@ -408,7 +414,13 @@ impl Substrate for Docker {
         match &running {
             // Beside the running component (kadmin.local next to the KDC's database).
             Some(container) => {
-                args.extend(["exec".into(), "-u".into(), uid, "-w".into(), place.dir_str()?]);
+                args.extend([
+                    "exec".into(),
+                    "-u".into(),
+                    uid,
+                    "-w".into(),
+                    place.dir_str()?,
+                ]);
                 if tool.stdin.is_some() {
                     args.push("-i".into());
                 }
@@ -626,14 +638,20 @@ impl Running for Container {
     }
 
     async fn pause(&self) -> Result<()> {
-        let c = self.inner.as_ref().with_context(|| format!("{} is not running", self.name))?;
+        let c = self
+            .inner
+            .as_ref()
+            .with_context(|| format!("{} is not running", self.name))?;
         c.pause()
             .await
             .with_context(|| format!("pausing {}", self.name))
     }
 
     async fn resume(&self) -> Result<()> {
-        let c = self.inner.as_ref().with_context(|| format!("{} is not running", self.name))?;
+        let c = self
+            .inner
+            .as_ref()
+            .with_context(|| format!("{} is not running", self.name))?;
         c.unpause()
             .await
             .with_context(|| format!("resuming {}", self.name))
@@ -789,9 +807,8 @@ fn sweep_orphans() -> usize {
 }
 
 fn pid_alive(pid: &str) -> bool {
-    pid.parse::<i32>().is_ok_and(|p| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok()
-    })
+    pid.parse::<i32>()
+        .is_ok_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
 }
 
 /// The name a component is given on the network: its configured host name, or that name's
@@ -840,11 +857,17 @@ mod tests {
         );
         assert_eq!(
             split_image("quay.io/astronomer/ap-pgbouncer-krb:1.25.0-2"),
-            ("quay.io/astronomer/ap-pgbouncer-krb".into(), "1.25.0-2".into())
+            (
+                "quay.io/astronomer/ap-pgbouncer-krb".into(),
+                "1.25.0-2".into()
+            )
         );
         assert_eq!(
             split_image("registry.example.test:5000/pgbouncer"),
-            ("registry.example.test:5000/pgbouncer".into(), "latest".into())
+            (
+                "registry.example.test:5000/pgbouncer".into(),
+                "latest".into()
+            )
         );
     }
 }

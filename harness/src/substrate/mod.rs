@@ -141,8 +141,10 @@ pub trait Substrate: Send + Sync {
     /// uses: the local substrate serves every environment as it is; the docker one gives each
     /// its own network, on which the database is the configured host (`names.db_host`).
     /// [`Substrate::release`] ends it.
-    fn environment(self: Arc<Self>, names: &harness_config::EnvironmentShape)
-        -> Result<Arc<dyn Substrate>>;
+    fn environment(
+        self: Arc<Self>,
+        names: &harness_config::EnvironmentShape,
+    ) -> Result<Arc<dyn Substrate>>;
 
     /// Removes what [`Substrate::environment`] made beside the components (a network), once
     /// they are stopped.
