@@ -82,12 +82,14 @@ Feature: Day two: a rotated server key, a restarted database, expiring tickets, 
     When a client connects through PgBouncer to the metadata database
     Then the connection fails within 5 seconds with "GSSAPI login to server failed (spn={spn}): Unspecified GSS failure.  Minor code may provide more information: Clock skew too great"
     And the KDC log says "{principal} for {spn}, Clock skew too great"
+    And PgBouncer's own log is stamped 10 minutes ahead of the harness's clock
 
   Scenario: PgBouncer's clock 10 minutes ahead with the injected keytab: MIT corrects for it from the KDC's reply
     Given PgBouncer is configured as the deployment renders it, its clock 10 minutes ahead
     When a client connects through PgBouncer to the metadata database
     Then the connection succeeds
     And the PgBouncer log says "GSSAPI login to server succeeded (spn={spn}, client={principal})"
+    And PgBouncer's own log is stamped 10 minutes ahead of the harness's clock
 
   Scenario: The reverse-DNS trap: with rdns on, an empty server_krb_spn asks for the reverse name of the database address
     # The fork's host-based fallback (postgres@<[databases] host>) is what MIT canonicalises;

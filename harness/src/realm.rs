@@ -435,6 +435,24 @@ mod tests {
     }
 
     #[test]
+    fn libdefaults_are_replaced_in_place_or_added_to_the_section() {
+        let conf = "[libdefaults]\n    default_realm = R\n    rdns = false\n\n[realms]\n    R = {\n    }\n";
+        let out = with_libdefaults(
+            conf,
+            &[
+                ("rdns".into(), "true".into()),
+                ("dns_canonicalize_hostname".into(), "true".into()),
+            ],
+        );
+        assert_eq!(
+            out,
+            "[libdefaults]\n    default_realm = R\n    rdns = true\n    dns_canonicalize_hostname = true\n\n[realms]\n    R = {\n    }\n"
+        );
+        // Nothing to set: the text as it was.
+        assert_eq!(with_libdefaults(conf, &[]), conf);
+    }
+
+    #[test]
     fn realm_error_names_the_character_and_fix() {
         let e = validate_realm("EXA$MPLE").unwrap_err().to_string();
         assert!(e.contains('$') && e.contains("EXAMPLE.TEST"), "{e}");

@@ -543,3 +543,17 @@ async fn pgbouncer_krb5_conf(w: &mut World, spn: String, settings: String) -> Re
     })
     .await
 }
+
+#[then(expr = "PgBouncer's own log is stamped {int} minutes ahead of the harness's clock")]
+async fn pgbouncer_clock_ahead(w: &mut World, minutes: i64) -> Result<()> {
+    let s = w.env()?;
+    let log = s.log_since(Component::Pgbouncer, harness::substrate::LogCursor::default());
+    let ahead = fault::skew::log_clock_ahead(&log, chrono::Utc::now())
+        .context("PgBouncer's log has no time-stamped line")?;
+    // The last line was written a few seconds ago at most.
+    ensure!(
+        (ahead - minutes * 60).abs() <= 30,
+        "PgBouncer's clock is {ahead} s ahead of the harness's, not {minutes} minutes: the clock offset (libfaketime) did not take effect"
+    );
+    Ok(())
+}
