@@ -324,8 +324,8 @@ impl Realm {
         let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let export = format!("kdc-db/keys-{n}-{}.keytab", crate::run::slug(principal));
         if let Some(old) = append_to {
-            let bytes =
-                std::fs::read(old).with_context(|| format!("keytab {} is missing", old.display()))?;
+            let bytes = std::fs::read(old)
+                .with_context(|| format!("keytab {} is missing", old.display()))?;
             self.substrate
                 .put_file(&self.place, File::new(&export, bytes, 0o600))
                 .await?;

@@ -74,7 +74,10 @@ pub async fn pool_size(env: &Environment, alias: &str) -> Result<usize> {
 /// next client makes PgBouncer log in to PostgreSQL again, as after `server_lifetime` or a
 /// PgBouncer restart.
 pub async fn close_server_connections(env: &Environment) -> Result<()> {
-    for alias in [env.shape().metadata_alias(), env.shape().result_backend_alias()] {
+    for alias in [
+        env.shape().metadata_alias(),
+        env.shape().result_backend_alias(),
+    ] {
         env.pgbouncer_admin(&format!("KILL \"{alias}\""))
             .await
             .with_context(|| format!("KILL {alias} on PgBouncer's admin console"))?;

@@ -330,7 +330,12 @@ async fn after_restart_log(w: &mut World, needle: String) -> Result<()> {
         .pgbouncer_cursor
         .context("PostgreSQL was not restarted")?;
     w.env()?
-        .wait_log(Component::Pgbouncer, cursor, &needle, Duration::from_secs(10))
+        .wait_log(
+            Component::Pgbouncer,
+            cursor,
+            &needle,
+            Duration::from_secs(10),
+        )
         .await
         .map(drop)
 }
@@ -493,7 +498,9 @@ async fn sidecar_log_says(w: &mut World, needle: String) -> Result<()> {
     Ok(())
 }
 
-#[given(expr = "PgBouncer is started with a ticket cache and no keytab, its clock {int} minutes ahead")]
+#[given(
+    expr = "PgBouncer is started with a ticket cache and no keytab, its clock {int} minutes ahead"
+)]
 async fn skewed_cache_only(w: &mut World, minutes: i64) -> Result<()> {
     let env = fault::skew::clock_offset_env(minutes * 60)?;
     super::pgbouncer::start(w, |o| {
@@ -504,7 +511,9 @@ async fn skewed_cache_only(w: &mut World, minutes: i64) -> Result<()> {
     fault::tickets::inject_ticket_cache(w.env()?).await
 }
 
-#[given(expr = "PgBouncer is configured as the deployment renders it, its clock {int} minutes ahead")]
+#[given(
+    expr = "PgBouncer is configured as the deployment renders it, its clock {int} minutes ahead"
+)]
 async fn skewed_keytab(w: &mut World, minutes: i64) -> Result<()> {
     let env = fault::skew::clock_offset_env(minutes * 60)?;
     super::pgbouncer::start(w, |o| o.env = env).await
@@ -525,9 +534,7 @@ async fn reverse_name_differs(w: &mut World) -> Result<()> {
     Ok(())
 }
 
-#[given(
-    expr = "PgBouncer is started with server_krb_spn {string} and {string} in its krb5.conf"
-)]
+#[given(expr = "PgBouncer is started with server_krb_spn {string} and {string} in its krb5.conf")]
 async fn pgbouncer_krb5_conf(w: &mut World, spn: String, settings: String) -> Result<()> {
     let spn = w.x(&spn);
     let mut libdefaults = Vec::new();
@@ -547,13 +554,16 @@ async fn pgbouncer_krb5_conf(w: &mut World, spn: String, settings: String) -> Re
 #[then(expr = "PgBouncer's own log is stamped {int} minutes ahead of the harness's clock")]
 async fn pgbouncer_clock_ahead(w: &mut World, minutes: i64) -> Result<()> {
     let s = w.env()?;
-    let log = s.log_since(Component::Pgbouncer, harness::substrate::LogCursor::default());
+    let log = s.log_since(
+        Component::Pgbouncer,
+        harness::substrate::LogCursor::default(),
+    );
     let ahead = fault::skew::log_clock_ahead(&log, chrono::Utc::now())
         .context("PgBouncer's log has no time-stamped line")?;
     // The last line was written a few seconds ago at most.
     ensure!(
         (ahead - minutes * 60).abs() <= 30,
-        "PgBouncer's clock is {ahead} s ahead of the harness's, not {minutes} minutes: the clock offset (libfaketime) did not take effect"
+        "PgBouncer's clock is {ahead} s ahead of the harness's, not the {minutes} minutes the scenario set (libfaketime)"
     );
     Ok(())
 }
