@@ -94,17 +94,17 @@ Feature: Day two: a rotated server key, a restarted database, expiring tickets, 
   Scenario: The reverse-DNS trap: with rdns on, an empty server_krb_spn asks for the reverse name of the database address
     # The fork's host-based fallback (postgres@<[databases] host>) is what MIT canonicalises;
     # here the [databases] host is the address PgBouncer dials, and its reverse name comes from
-    # the machine's resolver (/etc/hosts), which the scenario only reads.
-    Given the database address has a reverse name other than the database host
-    And the database server's keytab holds only "postgres/{postgres_host}@{realm}"
+    # the resolver where PgBouncer runs (/etc/hosts locally), which the scenario only reads.
+    Given the database server's keytab holds only "postgres/{postgres_host}@{realm}"
     And PgBouncer is started with server_krb_spn "" and "rdns = true; dns_canonicalize_hostname = true" in its krb5.conf
+    And the database address has a reverse name other than the database host
     When a client connects through PgBouncer to the metadata database
     Then the connection fails within 5 seconds with "GSSAPI login to server failed (spn=postgres/{postgres_host}): Unspecified GSS failure.  Minor code may provide more information: Server postgres/{postgres_reverse_name}@{realm} not found in Kerberos database"
     And the KDC log says "{principal} for postgres/{postgres_reverse_name}@{realm}, Server not found in Kerberos database"
 
   Scenario: The reverse-DNS trap does not reach a full server_krb_spn: the deployment's SPN logs in with rdns on
-    Given the database address has a reverse name other than the database host
-    And PgBouncer is started with server_krb_spn "{spn}" and "rdns = true; dns_canonicalize_hostname = true" in its krb5.conf
+    Given PgBouncer is started with server_krb_spn "{spn}" and "rdns = true; dns_canonicalize_hostname = true" in its krb5.conf
+    And the database address has a reverse name other than the database host
     When a client connects through PgBouncer to the metadata database
     Then the connection succeeds
     And the PgBouncer log says "GSSAPI login to server succeeded (spn={spn}, client={principal})"

@@ -523,8 +523,8 @@ async fn skewed_keytab(w: &mut World, minutes: i64) -> Result<()> {
 async fn reverse_name_differs(w: &mut World) -> Result<()> {
     let s = w.env()?;
     let addr = s.peer_endpoint(Component::Postgres)?.host;
-    let Some(name) = fault::rdns::reverse_name(&addr).await? else {
-        bail!("{addr}, where PgBouncer dials PostgreSQL, has no reverse name on this machine (getent hosts {addr}): the trap needs one");
+    let Some(name) = fault::rdns::reverse_name(s, &addr).await? else {
+        bail!("{addr}, where PgBouncer dials PostgreSQL, has no reverse name where PgBouncer runs (getent hosts {addr}): the trap needs one");
     };
     ensure!(
         name != s.shape().names.db_host,
