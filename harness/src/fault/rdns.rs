@@ -31,7 +31,7 @@ pub async fn reverse_name(env: &Environment, addr: &str) -> Result<Option<String
     Ok(first_name(&out.stdout))
 }
 
-/// The canonical name of `getent hosts` output (`127.0.0.1       localhost`), lower case.
+/// The canonical name of `getent hosts` output (`10.0.0.5  db-1.internal  db`), lower case.
 fn first_name(getent: &str) -> Option<String> {
     getent
         .split_whitespace()
