@@ -39,6 +39,8 @@ pub type Row = Vec<(String, Option<String>)>;
 
 pub struct Environment {
     stack: Stack,
+    /// Components a fault adds beside the stack (a ticket-refresh sidecar), stopped first.
+    sidecars: Vec<Box<dyn crate::substrate::Running>>,
 }
 
 impl Environment {
@@ -47,6 +49,7 @@ impl Environment {
     pub async fn up(substrate: Arc<dyn Substrate>, dir: &Path, shape: Shape) -> Result<Self> {
         Ok(Environment {
             stack: Stack::up(substrate, dir, shape).await?,
+            sidecars: Vec::new(),
         })
     }
 
@@ -302,6 +305,21 @@ impl Environment {
         self.stack.realm.bump_kvno(principal).await
     }
 
+    /// The keys the KDC holds for `principal` now, exported without changing them to a new
+    /// keytab (harness side, 0600); with `keep_old`, appended to the server's original keytab, as
+    /// a server keeps the old key beside the new one during a rotation.
+    pub async fn export_keys(&self, principal: &str, keep_old: bool) -> Result<PathBuf> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let kt = self.stack.dir.join(format!(
+            "secrets/{}-{n}.keytab",
+            crate::run::slug(principal)
+        ));
+        let old = keep_old.then_some(self.stack.server_keytab.as_path());
+        self.stack.realm.export_keys(principal, &kt, old).await?;
+        Ok(kt)
+    }
+
     /// Replaces the database server's keytab (PostgreSQL reads it on every GSS login).
     pub async fn replace_server_keytab(&self, keytab: &Path) -> Result<()> {
         self.stack.pg.replace_keytab(keytab).await
@@ -327,6 +345,25 @@ impl Environment {
     /// A paused KDC answers again.
     pub async fn resume_kdc(&self) -> Result<()> {
         self.stack.realm.resume_kdc().await
+    }
+
+    /// PostgreSQL stopped as an operator restarts it (fast shutdown) and started again on the
+    /// same port and data; returns once it accepts connections.
+    pub async fn restart_postgres(&mut self) -> Result<()> {
+        self.stack.pg.restart().await
+    }
+
+    /// The log of a component started beside the stack (see [`Environment::adopt`]).
+    pub fn sidecar_log(&self, name: &str) -> Option<String> {
+        self.sidecars
+            .iter()
+            .find(|s| s.name() == name)
+            .map(|s| s.log_since(LogCursor::default()))
+    }
+
+    /// Keeps a component started beside the stack until [`Environment::down`] (it stops first).
+    pub(crate) fn adopt(&mut self, sidecar: Box<dyn crate::substrate::Running>) {
+        self.sidecars.push(sidecar);
     }
 
     /// PgBouncer's next server login needs the KDC: the tickets it cached from the injected
@@ -371,6 +408,10 @@ impl Environment {
     /// Stops everything, newest first. Airflow must be stopped before (its scheduler hangs on
     /// a vanished database).
     pub async fn down(&mut self) {
+        // A sidecar writing into PgBouncer's files must not outlive the cleanup of them.
+        for mut s in self.sidecars.drain(..) {
+            s.stop().await;
+        }
         self.stack.down().await;
     }
 }
@@ -388,6 +429,8 @@ pub fn scrub(dir: &Path, keep: bool) {
         "kdc/kdc-db",
         "postgres/pgdata",
         "pgbouncer/injected.keytab",
+        "pgbouncer/refresh.keytab",
+        "pgbouncer/krb5cc.new",
         "postgres/server.keytab",
         "postgres/server.key",
     ] {

@@ -153,6 +153,8 @@ pub struct PgbouncerSpec {
     pub keytab: Option<PathBuf>,
     /// Which PgBouncer runs the ini.
     pub build: Build,
+    /// Further environment (a fault's LD_PRELOAD), set after the Kerberos variables.
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Pgbouncer {
@@ -238,6 +240,7 @@ impl Pgbouncer {
             "KRB5_CLIENT_KTNAME",
             format!("FILE:{}", place.path_str(keytab)?),
         );
+        proc_spec = proc_spec.envs(&spec.env);
         proc_spec.stop_grace = Duration::from_secs(3);
         let log = place.artifacts.join("pgbouncer.log");
         let process = match substrate.start(&place, proc_spec).await {
@@ -256,6 +259,16 @@ impl Pgbouncer {
             substrate,
             process: Some(process),
         })
+    }
+
+    /// Where PgBouncer runs: a sidecar sharing its files starts here (`fault::tickets`).
+    pub fn placed(&self) -> &Place {
+        &self.place
+    }
+
+    /// Places a file beside PgBouncer (a ticket cache the injector hands it).
+    pub async fn put_file(&self, file: crate::component::File) -> Result<()> {
+        self.substrate.put_file(&self.place, file).await
     }
 
     fn running(&self) -> Result<&dyn Running> {

@@ -39,6 +39,8 @@ pub struct Cluster {
     port: u16,
     socket_dir: PathBuf,
     server: Option<Box<dyn Running>>,
+    /// What started the server, so a restart starts it the same way (port, data, keytab).
+    server_spec: Spec,
     _socket_tmp: tempfile::TempDir,
 }
 
@@ -136,6 +138,7 @@ impl Cluster {
                 Readiness::LogLine("database system is ready to accept connections".into()),
                 Duration::from_secs(30),
             );
+        let server_spec = server.clone();
         let server = substrate.start(&place, server).await?;
 
         let cluster = Cluster {
@@ -145,6 +148,7 @@ impl Cluster {
             port,
             socket_dir,
             server: Some(server),
+            server_spec,
             _socket_tmp: socket_tmp,
         };
         cluster.create_role_and_databases().await?;
@@ -271,6 +275,41 @@ impl Cluster {
         self.substrate
             .put_file(&self.place, File::new("server.keytab", bytes, 0o600))
             .await
+    }
+
+    /// A restart as an operator does it (`pg_ctl stop -m fast`: sessions are terminated, the
+    /// server checkpoints and exits), then the server started again on the same port and data
+    /// directory; returns once it accepts connections again.
+    pub async fn restart(&mut self) -> Result<()> {
+        let cursor = self.log_cursor();
+        self.substrate
+            .exec(
+                &self.place,
+                Exec::new("stopping PostgreSQL (fast)", tools::path("pg_ctl")?)
+                    .args([
+                        "stop".to_string(),
+                        "-D".into(),
+                        self.place.path_str("pgdata")?,
+                        "-m".into(),
+                        "fast".into(),
+                    ])
+                    .run_as(RunAs::ServiceUser),
+            )
+            .await?;
+        if let Some(mut old) = self.server.take() {
+            old.stop().await;
+        }
+        let server = self
+            .substrate
+            .start(&self.place, self.server_spec.clone())
+            .await?;
+        // The log holds the first start's "ready" line too: only a new one counts.
+        let ready = regex::Regex::new("database system is ready to accept connections")?;
+        server
+            .wait_log(cursor, &ready, Duration::from_secs(30))
+            .await?;
+        self.server = Some(server);
+        Ok(())
     }
 
     pub async fn stop(&mut self) {

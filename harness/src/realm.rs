@@ -49,6 +49,43 @@ pub fn validate_principal(p: &str) -> Result<()> {
     validate_realm(realm)
 }
 
+/// `conf` with each `(key, value)` set in `[libdefaults]`: an existing line for the key is
+/// replaced (MIT reads the first occurrence of a relation, so appending would not win), a
+/// missing one is added at the end of the section.
+pub fn with_libdefaults(conf: &str, settings: &[(String, String)]) -> String {
+    let mut lines: Vec<String> = conf.lines().map(str::to_string).collect();
+    for (key, value) in settings {
+        let wanted = format!("    {key} = {value}");
+        let mut section = String::new();
+        let mut end = None;
+        let mut found = false;
+        for (i, line) in lines.iter_mut().enumerate() {
+            let t = line.trim().to_string();
+            if t.starts_with('[') {
+                section = t;
+                continue;
+            }
+            if section != "[libdefaults]" {
+                continue;
+            }
+            if t.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+                *line = wanted.clone();
+                found = true;
+            }
+            if !t.is_empty() && !t.starts_with('#') {
+                end = Some(i);
+            }
+        }
+        if !found {
+            let at = end.map_or(lines.len(), |i| i + 1);
+            lines.insert(at, wanted);
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
 #[derive(Debug, Clone)]
 pub struct RealmSpec {
     pub realm: String,
@@ -280,6 +317,34 @@ impl Realm {
             .map(drop)
     }
 
+    /// Exports the keys the KDC holds for `principal` now, without changing them (`ktadd
+    /// -norandkey`), to `keytab` (harness side, 0600). With `append_to`, the export is appended to
+    /// a copy of that keytab, as `ktadd` on a server adds a rotated key beside the old one.
+    pub async fn export_keys(
+        &self,
+        principal: &str,
+        keytab: &Path,
+        append_to: Option<&Path>,
+    ) -> Result<()> {
+        static EXPORTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let export = format!("kdc-db/keys-{n}-{}.keytab", crate::run::slug(principal));
+        if let Some(old) = append_to {
+            let bytes = std::fs::read(old)
+                .with_context(|| format!("keytab {} is missing", old.display()))?;
+            self.substrate
+                .put_file(&self.place, File::new(&export, bytes, 0o600))
+                .await?;
+        }
+        self.kadmin(&[format!(
+            "ktadd -norandkey -k {} {principal}",
+            self.place.path_str(&export)?
+        )])
+        .await?;
+        let bytes = self.substrate.read_file(&self.place, &export).await?;
+        crate::secret::write_private(keytab, &bytes)
+    }
+
     /// The environment of a Kerberos client in the harness that takes its identity from
     /// `keytab` (no kinit: MIT acquires and renews initiator credentials itself), with a
     /// private cache and a trace.
@@ -373,6 +438,24 @@ mod tests {
     #[case("EXAMPLE..TEST", false)]
     fn realm_names(#[case] realm: &str, #[case] ok: bool) {
         assert_eq!(validate_realm(realm).is_ok(), ok, "{realm}");
+    }
+
+    #[test]
+    fn libdefaults_are_replaced_in_place_or_added_to_the_section() {
+        let conf = "[libdefaults]\n    default_realm = R\n    rdns = false\n\n[realms]\n    R = {\n    }\n";
+        let out = with_libdefaults(
+            conf,
+            &[
+                ("rdns".into(), "true".into()),
+                ("dns_canonicalize_hostname".into(), "true".into()),
+            ],
+        );
+        assert_eq!(
+            out,
+            "[libdefaults]\n    default_realm = R\n    rdns = true\n    dns_canonicalize_hostname = true\n\n[realms]\n    R = {\n    }\n"
+        );
+        // Nothing to set: the text as it was.
+        assert_eq!(with_libdefaults(conf, &[]), conf);
     }
 
     #[test]

@@ -163,6 +163,11 @@ pub struct PgbouncerOptions {
     pub metadata_extra: Vec<String>,
     /// Which PgBouncer runs the ini (the generic image is a breakage too).
     pub build: crate::pgbouncer::Build,
+    /// `[libdefaults]` settings of PgBouncer's krb5.conf that replace the realm's (the reverse-DNS
+    /// fault turns `rdns` on).
+    pub krb5_libdefaults: Vec<(String, String)>,
+    /// Further environment for PgBouncer (libfaketime for the clock-skew fault).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Stack {
@@ -268,6 +273,8 @@ impl Stack {
             extra_ini: Vec::new(),
             metadata_extra: Vec::new(),
             build: Default::default(),
+            krb5_libdefaults: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -299,9 +306,13 @@ impl Stack {
                 ini,
                 users,
                 port,
-                krb5_conf: self.realm.peer_krb5_conf()?,
+                krb5_conf: crate::realm::with_libdefaults(
+                    &self.realm.peer_krb5_conf()?,
+                    &opts.krb5_libdefaults,
+                ),
                 keytab: opts.keytab.clone(),
                 build: opts.build,
+                env: opts.env.clone(),
             },
         )
         .await?;
@@ -526,6 +537,8 @@ mod tests {
             extra_ini: Vec::new(),
             metadata_extra: Vec::new(),
             build: Default::default(),
+            krb5_libdefaults: Vec::new(),
+            env: Vec::new(),
         }
     }
 

@@ -61,6 +61,22 @@ pub const TOOLS: &[Tool] = &[
         needed_for: "the PostgreSQL server",
     },
     Tool {
+        name: "pg_ctl",
+        package: "postgresql-15",
+        candidates: &["{pg}/pg_ctl"],
+        needed_for: "restarting PostgreSQL (@fault)",
+    },
+    Tool {
+        name: "libfaketime",
+        package: "libfaketime",
+        // The thread-safe variant: the Kerberos-capable PgBouncer runs its GSS step on a thread.
+        candidates: &[
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+            "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        ],
+        needed_for: "skewing PgBouncer's clock (@fault)",
+    },
+    Tool {
         name: "psql",
         package: "postgresql-client-15",
         candidates: &["{pg}/psql", "/usr/bin/psql"],

@@ -86,6 +86,8 @@ pub const PACKAGES: &[Package] = &[
         Some("/usr/lib/postgresql/15/bin/initdb"),
     ),
     pkg("openssl", Need::Run, Some("/usr/bin/openssl")),
+    // LD_PRELOADed into PgBouncer for the clock-skew fault (harness/src/fault/skew.rs).
+    pkg("libfaketime", Need::Run, None),
     pkg("redis-server", Need::Airflow, Some("/usr/bin/redis-server")),
     pkg("chromium", Need::Airflow, Some("/usr/bin/chromium")),
     pkg("golang-go", Need::Apiserver, Some("/usr/bin/go")),

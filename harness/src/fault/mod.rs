@@ -1,11 +1,16 @@
 //! Day-two faults of the Kerberos path, reproduced on demand: the KDC stopped, slow or down
-//! while PgBouncer serves pooled clients, and the generic (non-Kerberos) PgBouncer. What each
-//! fault does to clients is measured here ([`load`]), named here ([`diagnose`]), and
-//! benchmarked here ([`kdc_stall`]); the scenarios are `features/fault.feature`.
+//! while PgBouncer serves pooled clients, the generic (non-Kerberos) PgBouncer, a rotated server
+//! key, PostgreSQL restarted under load, expiring tickets ([`tickets`]), a skewed clock
+//! ([`skew`]) and the reverse-DNS trap ([`rdns`]). What each fault does to clients is measured
+//! here ([`load`]), named here ([`diagnose`]), and benchmarked here ([`kdc_stall`]); the
+//! scenarios are `features/fault.feature` and `features/fault-day-two.feature`.
 
 pub mod diagnose;
 pub mod kdc_stall;
 pub mod load;
+pub mod rdns;
+pub mod skew;
+pub mod tickets;
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +57,48 @@ pub async fn wait_full_pool(env: &Environment, alias: &str, limit: Duration) -> 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The `pool_size` PgBouncer gives `alias` (admin console `SHOW DATABASES`).
+pub async fn pool_size(env: &Environment, alias: &str) -> Result<usize> {
+    env.pgbouncer_admin("SHOW DATABASES")
+        .await?
+        .iter()
+        .find(|r| sql::cell(r, "name") == Some(alias))
+        .and_then(|r| sql::cell(r, "pool_size"))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("PgBouncer has no database `{alias}` with a pool_size"))
+}
+
+/// Drops every server connection of both pools (admin console `KILL`, then `RESUME`), so the
+/// next client makes PgBouncer log in to PostgreSQL again, as after `server_lifetime` or a
+/// PgBouncer restart.
+pub async fn close_server_connections(env: &Environment) -> Result<()> {
+    for alias in [
+        env.shape().metadata_alias(),
+        env.shape().result_backend_alias(),
+    ] {
+        env.pgbouncer_admin(&format!("KILL \"{alias}\""))
+            .await
+            .with_context(|| format!("KILL {alias} on PgBouncer's admin console"))?;
+        env.pgbouncer_admin(&format!("RESUME \"{alias}\""))
+            .await
+            .with_context(|| format!("RESUME {alias} on PgBouncer's admin console"))?;
+    }
+    Ok(())
+}
+
+/// The errors a client sees when PostgreSQL stops under the query it is running: PostgreSQL's
+/// own (fast shutdown terminates the session) as PgBouncer relays it, or PgBouncer's when the
+/// server connection vanished under the query.
+pub const IN_FLIGHT_ERRORS: &[&str] = &[
+    "terminating connection due to administrator command",
+    "server conn crashed?",
+];
+
+/// True when `error` is one a query in flight at the stop sees, not a failed new login.
+pub fn is_in_flight_error(error: &str) -> bool {
+    IN_FLIGHT_ERRORS.iter().any(|e| error.contains(e))
 }
 
 /// What one client saw when it connected through PgBouncer and ran a query.

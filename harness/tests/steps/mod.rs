@@ -207,7 +207,10 @@ impl World {
     /// The scenario text with the configuration's names, and `{postgres_host}`: the host
     /// PgBouncer dials PostgreSQL at on this tier (its `[databases]` host).
     pub fn x(&self, text: &str) -> String {
-        let text = self.shape.expand(text);
+        let mut text = self.shape.expand(text);
+        if let Some(name) = &self.fault.reverse_name {
+            text = text.replace("{postgres_reverse_name}", name);
+        }
         match self
             .env
             .as_ref()
