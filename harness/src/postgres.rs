@@ -285,15 +285,18 @@ impl Cluster {
         self.substrate
             .exec(
                 &self.place,
-                Exec::new("stopping PostgreSQL (fast)", tools::path("pg_ctl")?)
-                    .args([
-                        "stop".to_string(),
-                        "-D".into(),
-                        self.place.path_str("pgdata")?,
-                        "-m".into(),
-                        "fast".into(),
-                    ])
-                    .run_as(RunAs::ServiceUser),
+                Exec::new(
+                    "stopping PostgreSQL (fast)",
+                    self.substrate.program(&self.place, "pg_ctl")?,
+                )
+                .args([
+                    "stop".to_string(),
+                    "-D".into(),
+                    self.place.path_str("pgdata")?,
+                    "-m".into(),
+                    "fast".into(),
+                ])
+                .run_as(RunAs::ServiceUser),
             )
             .await?;
         if let Some(mut old) = self.server.take() {

@@ -25,7 +25,7 @@ use testcontainers::core::{IntoContainerPort, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::{Endpoint, Place, Running, Substrate, Tier};
+use super::{Endpoint, LogCursor, Place, Running, Substrate, Tier};
 use crate::component::{Exec, ExecOutput, File, NamedPort, Readiness, RunAs, Source, Spec};
 use crate::tools;
 
@@ -364,6 +364,8 @@ impl Substrate for Docker {
         for (host, inside) in self.mounts(place)? {
             req = req.with_mount(Mount::bind_mount(host, inside));
         }
+        // Where this start's output begins in the (appended) log.
+        let from = LogCursor(std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0));
         let container = req.start().await.with_context(|| {
             format!(
                 "{}: could not start a container of {image} (is it built? `cargo xtask images`)",
@@ -388,7 +390,10 @@ impl Substrate for Docker {
             stop_grace: spec.stop_grace,
             env: env_arc(self)?,
         };
-        if let Err(e) = c.wait_ready(&spec.readiness, spec.ready_timeout).await {
+        if let Err(e) = c
+            .wait_ready(&spec.readiness, spec.ready_timeout, from)
+            .await
+        {
             c.stop().await;
             return Err(e);
         }
@@ -522,7 +527,12 @@ impl Container {
         Ok(())
     }
 
-    async fn wait_ready(&mut self, r: &Readiness, timeout: Duration) -> Result<()> {
+    async fn wait_ready(
+        &mut self,
+        r: &Readiness,
+        timeout: Duration,
+        from: LogCursor,
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let line_re = match r {
             Readiness::LogLine(re) => Some(regex::Regex::new(re)?),
@@ -558,8 +568,10 @@ impl Container {
                         .status()
                         .is_ok_and(|s| s.success())
                 }
+                // Only what this start wrote: a restarted component's log holds the last
+                // start's ready line too.
                 Readiness::LogLine(_) => {
-                    let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    let text = Running::log_since(self, from);
                     line_re.as_ref().is_some_and(|re| re.is_match(&text))
                 }
             };

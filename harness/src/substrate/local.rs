@@ -12,7 +12,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use super::{Endpoint, Place, Running, Substrate, Tier};
+use super::{Endpoint, LogCursor, Place, Running, Substrate, Tier};
 use crate::component::{Exec, ExecOutput, File, NamedPort, Readiness, RunAs, Source, Spec};
 use crate::tools;
 
@@ -194,6 +194,8 @@ impl Process {
                 cmd.uid(uid).gid(gid);
             }
         }
+        // Where this start's output begins in the (appended) log.
+        let from = LogCursor(std::fs::metadata(log).map(|m| m.len()).unwrap_or(0));
         let child = cmd
             .spawn()
             .with_context(|| format!("{}: could not start {}", spec.name, program.display()))?;
@@ -210,7 +212,8 @@ impl Process {
             group: pgid,
             stop_grace: spec.stop_grace,
         };
-        p.wait_ready(&spec.readiness, spec.ready_timeout).await?;
+        p.wait_ready(&spec.readiness, spec.ready_timeout, from)
+            .await?;
         Ok(p)
     }
 
@@ -240,7 +243,12 @@ impl Process {
             })
     }
 
-    async fn wait_ready(&mut self, r: &Readiness, timeout: Duration) -> Result<()> {
+    async fn wait_ready(
+        &mut self,
+        r: &Readiness,
+        timeout: Duration,
+        from: LogCursor,
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let line_re = match r {
             Readiness::LogLine(re) => Some(regex::Regex::new(re)?),
@@ -268,8 +276,10 @@ impl Process {
                         .await
                         .is_ok()
                 }
+                // Only what this start wrote: a restarted component's log holds the last
+                // start's ready line too.
                 Readiness::LogLine(_) => {
-                    let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    let text = Running::log_since(self, from);
                     line_re.as_ref().is_some_and(|re| re.is_match(&text))
                 }
             };
