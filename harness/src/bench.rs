@@ -74,12 +74,48 @@ async fn naive_once(name: &str, extra: &[&str], dir: &Path, limit: Duration) -> 
     std::fs::create_dir_all(dir.join("pg"))?;
     // The script runs initdb as the service user inside `pg/`, which it does not hand over itself.
     crate::tools::give_to_service_user(&dir.join("pg"))?;
+    let mut args = vec![bin.display().to_string(), dir.display().to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    run_script(name, &script, &args, dir, limit).await
+}
+
+/// The naive `docker run` baseline (harness/bench/naive-docker-stack.sh) on the same images.
+async fn docker_baseline_once(dir: &Path) -> Result<Duration> {
+    let script = crate::run::workspace_root().join("harness/bench/naive-docker-stack.sh");
+    let image = |c: &str| {
+        crate::images::built(c)
+            .with_context(|| format!("the {c} image is not built: run `cargo xtask images`"))
+    };
+    std::fs::create_dir_all(dir)?;
+    crate::run::make_traversable(dir)?;
+    let args = vec![
+        image("kdc")?,
+        image("postgres")?,
+        image("pgbouncer")?,
+        dir.display().to_string(),
+    ];
+    run_script(
+        "naive-docker-stack.sh",
+        &script,
+        &args,
+        dir,
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+/// Runs a baseline script, timed from its start to its exit; a hung one is killed at `limit`.
+async fn run_script(
+    name: &str,
+    script: &Path,
+    args: &[String],
+    dir: &Path,
+    limit: Duration,
+) -> Result<Duration> {
     let started = Instant::now();
     let mut child = tokio::process::Command::new("bash")
-        .arg(&script)
-        .arg(&bin)
-        .arg(dir)
-        .args(extra)
+        .arg(script)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .process_group(0)
@@ -237,6 +273,55 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// `cargo xtask bench --tier docker`: the Kerberos stack on containers against the naive
+/// `docker run` script on the same images, interleaved. (The full Airflow flow does not run on
+/// containers yet.)
+pub async fn run_docker(
+    substrate: Arc<dyn Substrate>,
+    runs: usize,
+    out: Option<&Path>,
+) -> Result<()> {
+    let runs = runs.max(1);
+    let run = RunDir::create(&crate::run::workspace_root().join("target/bench"))?;
+    kerberos_stack_once(substrate.clone(), &run.subdir("warmup")?).await?;
+    let (mut harness_s, mut baseline_s) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        let d =
+            kerberos_stack_once(substrate.clone(), &run.subdir(&format!("harness-{i}"))?).await?;
+        let b = docker_baseline_once(&run.subdir(&format!("baseline-{i}"))?).await?;
+        eprintln!(
+            "bench: run {}/{runs} on docker: harness {:.3} s, naive docker run {:.3} s",
+            i + 1,
+            d.as_secs_f64(),
+            b.as_secs_f64()
+        );
+        harness_s.push(d.as_secs_f64());
+        baseline_s.push(b.as_secs_f64());
+    }
+    let (k, b) = (median(harness_s.clone()), median(baseline_s.clone()));
+    let report = serde_json::json!({
+        "tier": "docker",
+        "kerberos_stack_s": (k * 1000.0).round() / 1000.0,
+        "baseline_s": (b * 1000.0).round() / 1000.0,
+        "speedup": ((b / k) * 100.0).round() / 100.0,
+        "full_flow_warm_s": null,
+        "full_flow_note": "Airflow does not run on the docker tier yet",
+        "runs": runs,
+        "samples": { "kerberos_stack_s": harness_s, "baseline_s": baseline_s },
+        "machine": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        },
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(run.root.join("bench.json"), &text)?;
+    if let Some(o) = out {
+        std::fs::write(o, &text)?;
+    }
+    println!("{text}");
+    Ok(())
 }
 
 /// The bench on `substrate`, Airflow `version` run with `knobs`.

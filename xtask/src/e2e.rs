@@ -285,9 +285,16 @@ pub fn bench(
     out: Option<PathBuf>,
     offline: bool,
     airflow: Option<&str>,
+    tier: &str,
 ) -> Result<i32> {
-    let settings = knob_settings(airflow, offline)?;
+    let settings = Settings {
+        tier: tier.into(),
+        ..knob_settings(airflow, offline)?
+    };
     deps::ensure(ALL_NEEDS, offline)?;
+    if settings.tier == "docker" {
+        docker_images(&settings)?;
+    }
     let runs_s = runs.to_string();
     let mut args = vec![
         "run", "--quiet", "-p", "harness", "--bin", "harness", "--", "bench", "--runs", &runs_s,

@@ -73,6 +73,10 @@ enum Cmd {
         /// The Airflow major version of the full-flow figures: 3 or 2 (unset: E2E_AIRFLOW, else 3).
         #[arg(long, value_parser = ["2", "3"])]
         airflow: Option<String>,
+        /// Where the stack runs: local (processes; also the Airflow flow and the KDC-stall
+        /// figure) or docker (containers, against a naive `docker run` script).
+        #[arg(long, default_value = "local", value_parser = ["local", "docker"])]
+        tier: String,
     },
     /// Build the docker tier's images that are missing (content-hash tags; skips what is built).
     Images(images::ImagesArgs),
@@ -129,7 +133,8 @@ fn main() -> ExitCode {
             out,
             offline,
             airflow,
-        } => e2e::bench(runs, out, offline, airflow.as_deref()),
+            tier,
+        } => e2e::bench(runs, out, offline, airflow.as_deref(), &tier),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Images(args) => images::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),

@@ -111,6 +111,10 @@ fn main() {
                 )
                 .await
             }
+            Cmd::Bench { runs, out } if settings.tier == "docker" => {
+                let substrate = harness::substrate::for_settings(&settings)?;
+                harness::bench::run_docker(substrate, runs, out.as_deref()).await
+            }
             Cmd::Bench { runs, out } => {
                 let version = harness::airflow::Version::parse(&settings.airflow)?;
                 harness::bench::run(local(), runs, out.as_deref(), version, knobs).await
