@@ -38,7 +38,7 @@ async fn run() -> i32 {
     // Ctrl-C and the whole-run limit stop every component this run started, then exit.
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            let n = context::get().substrate.kill_all();
+            let n = context::get().kill_all();
             eprintln!("\ne2e: interrupted; stopped {n} component(s) (process groups, containers, networks)");
             std::process::exit(130);
         }
@@ -46,14 +46,13 @@ async fn run() -> i32 {
     let limit = ctx.run_timeout;
     tokio::spawn(async move {
         tokio::time::sleep(limit).await;
-        let n = context::get().substrate.kill_all();
+        let n = context::get().kill_all();
         eprintln!("\ne2e: the run exceeded its limit of {limit:?}; stopped {n} component(s) (process groups, containers, networks)");
         std::process::exit(124);
     });
 
     let junit = std::fs::File::create(ctx.run.root.join("junit.xml")).expect("junit.xml");
     let json = std::fs::File::create(ctx.run.root.join("cucumber.json")).expect("cucumber.json");
-    let tier_tag = ctx.tier.to_string();
     let features = harness::run::workspace_root().join("features");
     let selection = match context::Selection::from_settings(&ctx.settings) {
         Ok(s) => s,
@@ -67,7 +66,13 @@ async fn run() -> i32 {
         .max_concurrent_scenarios(ctx.concurrency)
         .before(|_feature, _rule, scenario, world| {
             Box::pin(async move {
-                world.begin(&scenario.name).await;
+                let tags: Vec<&String> = _feature
+                    .tags
+                    .iter()
+                    .chain(_rule.iter().flat_map(|r| r.tags.iter()))
+                    .chain(scenario.tags.iter())
+                    .collect();
+                world.begin(&scenario.name, tags).await;
             })
         })
         .after(|_feature, _rule, scenario, ev, world| {
@@ -107,12 +112,9 @@ async fn run() -> i32 {
                 .chain(rule.iter().flat_map(|r| r.tags.iter()))
                 .chain(scenario.tags.iter())
                 .collect();
-            // A scenario (or its feature/rule) names the tiers it applies to.
-            let tiers: Vec<&&String> = tags
-                .iter()
-                .filter(|t| matches!(t.as_str(), "local" | "docker" | "kind"))
-                .collect();
-            let tier_ok = tiers.is_empty() || tiers.iter().any(|t| ***t == tier_tag);
+            // A scenario (or its feature/rule) names the tiers it applies to; it runs on the
+            // first of the run's tiers it allows.
+            let tier_ok = context::get().substrate_for(tags.iter().copied()).is_some();
             let tags_ok = selection
                 .tags
                 .as_ref()
@@ -129,7 +131,7 @@ async fn run() -> i32 {
     let failed = sc.failed + summary.parsing_errors() + summary.hook_errors();
     let report = serde_json::json!({
         "run_id": ctx.run.id,
-        "tier": ctx.tier.to_string(),
+        "tier": ctx.tier,
         "passed": sc.passed,
         "failed": failed,
         "skipped": sc.skipped,
@@ -151,7 +153,7 @@ async fn run() -> i32 {
         println!("\nfailed (each scenario's logs and diagnosis are in its directory under the artifacts):");
         // The same replay settings, or the rerun would test another configuration.
         let mut same = String::new();
-        if ctx.tier != harness::substrate::Tier::Local {
+        if ctx.tier != "local" {
             same += &format!(" --tier {}", ctx.tier);
         }
         for (var, flag) in [

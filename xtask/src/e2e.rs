@@ -19,8 +19,9 @@ const ALL_NEEDS: &[Need] = &[Need::Build, Need::PgbouncerBuild, Need::Run, Need:
 
 #[derive(Args, Debug)]
 pub struct E2eArgs {
-    /// Where components run: local (processes on loopback), docker, kind.
-    #[arg(long, default_value = run_settings::DEFAULT_TIER, value_parser = ["local", "docker", "kind"])]
+    /// Where components run: local (processes on loopback), docker (containers), kind, or auto
+    /// (each scenario on docker where it runs there and a Docker engine answers, else local).
+    #[arg(long, default_value = run_settings::DEFAULT_TIER, value_parser = ["auto", "local", "docker", "kind"])]
     pub tier: String,
     /// A cucumber tag expression narrowing the scenarios, e.g. `@pgbouncer and not @airflow`.
     #[arg(long)]
@@ -177,10 +178,34 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
         ..settings
     };
     deps::ensure(ALL_NEEDS, settings.offline)?;
-    if settings.tier == "docker" {
-        docker_images(&settings)?;
-    }
+    let settings = choose_tier(settings)?;
     scenarios(&settings, a.runner.as_deref())
+}
+
+/// Resolves `auto` (and builds the docker tier's images when it will be used), saying which
+/// tier each scenario gets and why.
+fn choose_tier(settings: Settings) -> Result<Settings> {
+    match settings.tier.as_str() {
+        "docker" => {
+            docker_images(&settings)?;
+            Ok(settings)
+        }
+        "auto" => match crate::images::engine_answers() {
+            Ok(()) => {
+                eprintln!("xtask: tier auto: a Docker engine answers, so every scenario tagged @docker runs on containers and the rest (Airflow, the KDC-stall faults, @apiserver) locally; --tier local or --tier docker picks one");
+                docker_images(&settings)?;
+                Ok(settings)
+            }
+            Err(e) => {
+                eprintln!("xtask: tier auto: every scenario runs locally ({e:#})");
+                Ok(Settings {
+                    tier: "local".into(),
+                    ..settings
+                })
+            }
+        },
+        _ => Ok(settings),
+    }
 }
 
 /// The docker tier's images, built where missing (a no-op when they are there): the KDC,
@@ -256,6 +281,7 @@ pub fn test(offline: bool) -> Result<i32> {
     )?;
     // Every scenario with the defaults (and the knobs the environment sets, checked).
     let all = Settings {
+        tier: "local".into(),
         replay: Replay::Refuse,
         ..knob_settings(None, offline)?
     };

@@ -33,7 +33,8 @@ pub enum Replay {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// `local`, `docker` or `kind`.
+    /// `local`, `docker`, `kind`, or `auto`: each scenario on the docker tier when it runs
+    /// there and a Docker engine answers, else on the local tier.
     pub tier: String,
     pub tags: Option<String>,
     pub name: Option<String>,
@@ -70,7 +71,8 @@ pub struct Settings {
     pub pgbouncer_image: Option<String>,
 }
 
-pub const DEFAULT_TIER: &str = "local";
+/// Each scenario on containers where it runs there and a Docker engine answers, else locally.
+pub const DEFAULT_TIER: &str = "auto";
 pub const DEFAULT_AIRFLOW: &str = "3";
 pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const DEFAULT_RUN_TIMEOUT_MIN: u64 = 60;
@@ -158,7 +160,7 @@ impl Settings {
         let mut s = Settings::default();
         let text = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         if let Some(v) = text("E2E_TIER") {
-            s.tier = one_of("E2E_TIER", &v, &["local", "docker", "kind"])?;
+            s.tier = one_of("E2E_TIER", &v, &["auto", "local", "docker", "kind"])?;
         }
         s.tags = text("E2E_TAGS");
         s.name = text("E2E_NAME");

@@ -103,12 +103,17 @@ impl Docker {
             std::process::id(),
             hex::encode(rand::random::<[u8; 3]>())
         );
-        Ok(Docker {
+        let d = Docker {
             run,
             pgbouncer_image,
             images: crate::images::manifest(),
             env: None,
-        })
+        };
+        // Every image a scenario needs, before any scenario starts.
+        for c in ["kdc", "postgres", "pgbouncer"] {
+            d.role(c)?;
+        }
+        Ok(d)
     }
 
     fn env(&self) -> Result<&Arc<Env>> {

@@ -96,14 +96,14 @@ async fn apiserver_with_webhook(w: &mut World) -> Result<()> {
         "starting etcd and kube-apiserver",
         Duration::from_secs(90),
         Cluster::start(
-            &context::get().substrate,
+            &w.substrate()?,
             context::get().settings.kube_apiserver.as_deref(),
             &dir,
         ),
     )
     .await?;
     let cfg = manifests::webhook_config(&selectors);
-    let hook = Webhook::start(&context::get().substrate, &dir.join("webhook"), &c.pki, cfg).await?;
+    let hook = Webhook::start(&w.substrate()?, &dir.join("webhook"), &c.pki, cfg).await?;
     let mwc = manifests::mutating_webhook_configuration(
         &hook.config,
         &c.pki.ca_pem,

@@ -16,9 +16,11 @@ pub struct Ctx {
     pub run: RunDir,
     /// The run's settings, parsed once from the `E2E_*` variables `cargo xtask e2e` sets.
     pub settings: Settings,
-    pub tier: Tier,
-    /// Where every scenario's components run.
-    pub substrate: std::sync::Arc<dyn Substrate>,
+    /// The tier the run was asked for (`auto` picks per scenario, see [`Ctx::substrate_for`]).
+    pub tier: String,
+    /// The substrates scenarios run on, in order of preference: one, or docker then local for
+    /// `auto`.
+    pub substrates: Vec<(Tier, std::sync::Arc<dyn Substrate>)>,
     pub shape: Shape,
     pub keep: bool,
     pub ci: bool,
@@ -40,8 +42,22 @@ pub fn init() -> Result<&'static Ctx> {
         Some(d) => RunDir::open(d)?,
         None => RunDir::create(&base)?,
     };
-    let tier: Tier = settings.tier.parse()?;
-    let substrate = harness::substrate::for_settings(&settings)?;
+    let substrates = match settings.tier.as_str() {
+        "auto" => {
+            let docker = Settings {
+                tier: "docker".into(),
+                ..settings.clone()
+            };
+            let mut v = Vec::new();
+            match harness::substrate::for_settings(&docker) {
+                Ok(d) => v.push((Tier::Docker, d)),
+                Err(e) => eprintln!("e2e: every scenario runs on the local tier: {e:#}"),
+            }
+            v.push((Tier::Local, harness::substrate::for_tier(Tier::Local)?));
+            v
+        }
+        t => vec![(t.parse()?, harness::substrate::for_settings(&settings)?)],
+    };
     // A replayed configuration: lint errors refuse the run unless E2E_REPLAY=reproduce asks to
     // run the breakage as written; E2E_VALUES supplies the injector's selectors.
     let values = settings.values.clone().map(from_workspace);
@@ -70,8 +86,8 @@ pub fn init() -> Result<&'static Ctx> {
     };
     let ctx = Ctx {
         run,
-        tier,
-        substrate,
+        tier: settings.tier.clone(),
+        substrates,
         shape,
         keep: settings.keep,
         ci: settings.ci,
@@ -84,7 +100,8 @@ pub fn init() -> Result<&'static Ctx> {
         ctx.run.root.join("run.json"),
         serde_json::to_string_pretty(&serde_json::json!({
             "run_id": ctx.run.id,
-            "tier": ctx.tier.to_string(),
+            "tier": ctx.tier,
+            "tiers": ctx.substrates.iter().map(|(t, _)| t.to_string()).collect::<Vec<_>>(),
             "realm": n.realm,
             "principal": n.client_principal,
             "db_host": n.db_host,
@@ -106,6 +123,32 @@ fn from_workspace(p: PathBuf) -> PathBuf {
         harness::run::workspace_root().join(p)
     } else {
         p
+    }
+}
+
+impl Ctx {
+    /// Where a scenario runs: the first of the run's tiers that its tags allow (a scenario that
+    /// names no tier runs anywhere); None when it runs on none of them.
+    pub fn substrate_for<'a>(
+        &self,
+        tags: impl IntoIterator<Item = &'a String> + Clone,
+    ) -> Option<(Tier, std::sync::Arc<dyn Substrate>)> {
+        let named: Vec<Tier> = tags
+            .into_iter()
+            .filter_map(|t| match t.as_str() {
+                "local" | "docker" | "kind" => t.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        self.substrates
+            .iter()
+            .find(|(t, _)| named.is_empty() || named.contains(t))
+            .cloned()
+    }
+
+    /// Stops everything every substrate of the run started (Ctrl-C, the run's time limit).
+    pub fn kill_all(&self) -> usize {
+        self.substrates.iter().map(|(_, s)| s.kill_all()).sum()
     }
 }
 

@@ -62,6 +62,11 @@ pub fn tally() -> Tally {
 #[world(init = Self::new)]
 pub struct World {
     pub dir: Option<PathBuf>,
+    /// The tier this scenario runs on and its substrate (chosen in `begin` from its tags).
+    pub substrate: Option<(
+        harness::substrate::Tier,
+        std::sync::Arc<dyn harness::substrate::Substrate>,
+    )>,
     pub shape: Shape,
     pub env: Option<Environment>,
     /// PostgreSQL's log cursor once the environment is up: assertions read only what follows.
@@ -109,6 +114,7 @@ impl World {
     fn new() -> Self {
         World {
             dir: None,
+            substrate: None,
             shape: context::get().shape.clone(),
             env: None,
             pg_log: LogCursor::default(),
@@ -126,8 +132,9 @@ impl World {
         }
     }
 
-    pub async fn begin(&mut self, scenario: &str) {
+    pub async fn begin(&mut self, scenario: &str, tags: Vec<&String>) {
         let ctx = context::get();
+        self.substrate = ctx.substrate_for(tags.iter().copied());
         let base = harness::run::slug(scenario);
         // Scenario outlines and names alike in their first 60 characters get distinct
         // directories. Concurrent scenarios claim a name by creating it (atomic), not by
@@ -141,7 +148,13 @@ impl World {
             };
             let p = ctx.run.root.join(&name);
             match std::fs::create_dir(&p) {
-                Ok(()) => break harness::run::make_traversable(&p).ok().map(|_| p),
+                Ok(()) => {
+                    // Which tier it ran on, for whoever reads the artifacts of an `auto` run.
+                    if let Some((tier, _)) = &self.substrate {
+                        let _ = std::fs::write(p.join("tier"), format!("{tier}\n"));
+                    }
+                    break harness::run::make_traversable(&p).ok().map(|_| p);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
                 Err(e) => {
                     eprintln!(
@@ -227,6 +240,14 @@ impl World {
             .context("the scenario has no directory (the before hook did not run)")
     }
 
+    /// Where this scenario's components run (the tier its tags and the run allow).
+    pub fn substrate(&self) -> Result<std::sync::Arc<dyn harness::substrate::Substrate>> {
+        self.substrate
+            .as_ref()
+            .map(|(_, s)| s.clone())
+            .context("the scenario runs on none of the run's tiers")
+    }
+
     pub fn env(&self) -> Result<&Environment> {
         self.env.as_ref().context(
             "no environment: the scenario needs `Given the Kerberos reference environment` first",
@@ -246,7 +267,7 @@ impl World {
         let env = within(
             "starting the realm and PostgreSQL",
             Duration::from_secs(90),
-            Environment::up(context::get().substrate.clone(), &dir, shape),
+            Environment::up(self.substrate()?, &dir, shape),
         )
         .await?;
         self.pg_log = env.log_cursor(Component::Postgres);
