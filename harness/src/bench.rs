@@ -265,6 +265,14 @@ async fn full_flow(
     })
 }
 
+/// The machine a figure was measured on: its cores and its load at the end.
+fn machine() -> serde_json::Value {
+    serde_json::json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+    })
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
@@ -310,10 +318,7 @@ pub async fn run_docker(
         "full_flow_note": "Airflow does not run on the docker tier yet",
         "runs": runs,
         "samples": { "kerberos_stack_s": harness_s, "baseline_s": baseline_s },
-        "machine": {
-            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
-        },
+        "machine": machine(),
     });
     let text = serde_json::to_string_pretty(&report)?;
     std::fs::write(run.root.join("bench.json"), &text)?;
@@ -403,10 +408,7 @@ pub async fn run(
             "full_flow_warm_s": flow.warm_samples,
             "full_flow_phases": flow.phases,
         },
-        "machine": {
-            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
-        },
+        "machine": machine(),
     });
     let text = serde_json::to_string_pretty(&report)?;
     std::fs::write(run.root.join("bench.json"), &text)?;

@@ -66,13 +66,9 @@ async fn run() -> i32 {
         .max_concurrent_scenarios(ctx.concurrency)
         .before(|_feature, _rule, scenario, world| {
             Box::pin(async move {
-                let tags: Vec<&String> = _feature
-                    .tags
-                    .iter()
-                    .chain(_rule.iter().flat_map(|r| r.tags.iter()))
-                    .chain(scenario.tags.iter())
-                    .collect();
-                world.begin(&scenario.name, tags).await;
+                world
+                    .begin(&scenario.name, tags_of(_feature, _rule, scenario))
+                    .await;
             })
         })
         .after(|_feature, _rule, scenario, ev, world| {
@@ -106,12 +102,7 @@ async fn run() -> i32 {
         // cucumber's own CLI, whose filters would replace the tier filter instead of narrowing it.
         .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
         .filter_run(features, move |feature, rule, scenario| {
-            let tags: Vec<&String> = feature
-                .tags
-                .iter()
-                .chain(rule.iter().flat_map(|r| r.tags.iter()))
-                .chain(scenario.tags.iter())
-                .collect();
+            let tags = tags_of(feature, rule, scenario);
             // A scenario (or its feature/rule) names the tiers it applies to; it runs on the
             // first of the run's tiers it allows.
             let tier_ok = context::get().substrate_for(tags.iter().copied()).is_some();
@@ -185,4 +176,19 @@ async fn run() -> i32 {
     } else {
         0
     }
+}
+
+/// A scenario's tags with its feature's and rule's: tiers and capabilities are often tagged on
+/// the feature.
+fn tags_of<'a>(
+    feature: &'a cucumber::gherkin::Feature,
+    rule: Option<&'a cucumber::gherkin::Rule>,
+    scenario: &'a cucumber::gherkin::Scenario,
+) -> Vec<&'a String> {
+    feature
+        .tags
+        .iter()
+        .chain(rule.iter().flat_map(|r| r.tags.iter()))
+        .chain(scenario.tags.iter())
+        .collect()
 }

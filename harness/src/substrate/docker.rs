@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
@@ -26,7 +26,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::{Endpoint, LogCursor, Place, Running, Substrate, Tier};
-use crate::component::{Exec, ExecOutput, File, NamedPort, Readiness, RunAs, Source, Spec};
+use crate::component::{Exec, ExecOutput, File, NamedPort, RunAs, Source, Spec};
 use crate::tools;
 
 /// The label every container and network of a run carries (value: the run's id).
@@ -395,9 +395,7 @@ impl Substrate for Docker {
             stop_grace: spec.stop_grace,
             env: env_arc(self)?,
         };
-        if let Err(e) = c
-            .wait_ready(&spec.readiness, spec.ready_timeout, from)
-            .await
+        if let Err(e) = super::await_ready(&mut c, &spec.readiness, spec.ready_timeout, from).await
         {
             c.stop().await;
             return Err(e);
@@ -532,70 +530,6 @@ impl Container {
         Ok(())
     }
 
-    async fn wait_ready(
-        &mut self,
-        r: &Readiness,
-        timeout: Duration,
-        from: LogCursor,
-    ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let line_re = match r {
-            Readiness::LogLine(re) => Some(regex::Regex::new(re)?),
-            _ => None,
-        };
-        let mut delay = Duration::from_millis(20);
-        loop {
-            // A container that exited will never become ready: say so now, with its last words.
-            if !self.is_running() {
-                bail!(
-                    "{} exited during start-up; last lines of {}:\n{}",
-                    self.name,
-                    self.log.display(),
-                    crate::logs::tail(&self.log, 15)
-                );
-            }
-            let ready = match r {
-                Readiness::None => true,
-                // Inside the container: a published port answers a connect even when nothing
-                // listens behind it.
-                Readiness::Port(name) => {
-                    let port = self.port(name)?.0.port;
-                    Command::new("docker")
-                        .args([
-                            "exec",
-                            &self.container_name,
-                            "bash",
-                            "-c",
-                            &format!("exec 3<>/dev/tcp/{LOOPBACK}/{port}"),
-                        ])
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success())
-                }
-                // Only what this start wrote: a restarted component's log holds the last
-                // start's ready line too.
-                Readiness::LogLine(_) => {
-                    let text = Running::log_since(self, from);
-                    line_re.as_ref().is_some_and(|re| re.is_match(&text))
-                }
-            };
-            if ready {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} did not become ready within {timeout:?} (waiting for {r:?}); last lines of {}:\n{}",
-                    self.name,
-                    self.log.display(),
-                    crate::logs::tail(&self.log, 15)
-                );
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(200));
-        }
-    }
-
     fn inspect(&self, format: &str) -> Option<String> {
         let out = Command::new("docker")
             .args(["inspect", "-f", format, &self.container_name])
@@ -619,6 +553,35 @@ impl Container {
                 p.running = None;
             }
         }
+    }
+}
+
+#[async_trait]
+impl super::Starting for Container {
+    fn exited(&mut self) -> Result<Option<String>> {
+        Ok((!self.is_running()).then(|| {
+            self.inspect("exit code {{.State.ExitCode}}")
+                .unwrap_or_else(|| "the container is gone".into())
+        }))
+    }
+
+    /// Inside the container: a published port answers a connect even when nothing listens
+    /// behind it.
+    async fn port_answers(&self, port: &str) -> Result<bool> {
+        let port = self.port(port)?.0.port;
+        Ok(tokio::process::Command::new("docker")
+            .args([
+                "exec",
+                &self.container_name,
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/{LOOPBACK}/{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success()))
     }
 }
 

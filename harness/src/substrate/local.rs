@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use super::{Endpoint, LogCursor, Place, Running, Substrate, Tier};
-use crate::component::{Exec, ExecOutput, File, NamedPort, Readiness, RunAs, Source, Spec};
+use crate::component::{Exec, ExecOutput, File, NamedPort, RunAs, Source, Spec};
 use crate::tools;
 
 /// Loopback: what the harness and every other component dial locally.
@@ -212,8 +212,7 @@ impl Process {
             group: pgid,
             stop_grace: spec.stop_grace,
         };
-        p.wait_ready(&spec.readiness, spec.ready_timeout, from)
-            .await?;
+        super::await_ready(&mut p, &spec.readiness, spec.ready_timeout, from).await?;
         Ok(p)
     }
 
@@ -242,62 +241,19 @@ impl Process {
                 )
             })
     }
+}
 
-    async fn wait_ready(
-        &mut self,
-        r: &Readiness,
-        timeout: Duration,
-        from: LogCursor,
-    ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let line_re = match r {
-            Readiness::LogLine(re) => Some(regex::Regex::new(re)?),
-            _ => None,
-        };
-        let port = match r {
-            Readiness::Port(name) => Some(self.port(name)?),
-            _ => None,
-        };
-        let mut delay = Duration::from_millis(5);
-        loop {
-            // A process that died will never become ready: say so now, with its last words.
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "{} exited during start-up ({status}); last lines of {}:\n{}",
-                    self.name,
-                    self.log.display(),
-                    crate::logs::tail(&self.log, 15)
-                );
-            }
-            let ready = match r {
-                Readiness::None => true,
-                Readiness::Port(_) => {
-                    tokio::net::TcpStream::connect((LOOPBACK, port.unwrap_or_default()))
-                        .await
-                        .is_ok()
-                }
-                // Only what this start wrote: a restarted component's log holds the last
-                // start's ready line too.
-                Readiness::LogLine(_) => {
-                    let text = Running::log_since(self, from);
-                    line_re.as_ref().is_some_and(|re| re.is_match(&text))
-                }
-            };
-            if ready {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} did not become ready within {:?} (waiting for {r:?}); last lines of {}:\n{}",
-                    self.name,
-                    timeout,
-                    self.log.display(),
-                    crate::logs::tail(&self.log, 15)
-                );
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(100));
-        }
+#[async_trait]
+impl super::Starting for Process {
+    fn exited(&mut self) -> Result<Option<String>> {
+        Ok(self.child.try_wait()?.map(|status| status.to_string()))
+    }
+
+    async fn port_answers(&self, port: &str) -> Result<bool> {
+        let port = self.port(port)?;
+        Ok(tokio::net::TcpStream::connect((LOOPBACK, port))
+            .await
+            .is_ok())
     }
 }
 

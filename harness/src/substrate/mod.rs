@@ -289,3 +289,64 @@ pub(crate) fn write_placed(path: &Path, file: &File, owner: Option<(u32, u32)>) 
     }
     Ok(())
 }
+
+/// What a substrate tells [`await_ready`] about a component that is starting.
+#[async_trait]
+pub(crate) trait Starting: Running {
+    /// None while its main process runs; how it ended once it is gone.
+    fn exited(&mut self) -> Result<Option<String>>;
+
+    /// Whether the named port accepts a connection where the component listens.
+    async fn port_answers(&self, port: &str) -> Result<bool>;
+}
+
+/// Waits until a started component is ready by its own signal (see
+/// [`crate::component::Readiness`]), never a sleep; one that exits meanwhile, or is not ready in
+/// `timeout`, is an error carrying the last lines of its log. Only what this start wrote from
+/// `from` on counts: a restarted component's log holds the last start's ready line too.
+pub(crate) async fn await_ready(
+    c: &mut dyn Starting,
+    r: &crate::component::Readiness,
+    timeout: Duration,
+    from: LogCursor,
+) -> Result<()> {
+    use crate::component::Readiness;
+    let deadline = Instant::now() + timeout;
+    let line_re = match r {
+        Readiness::LogLine(re) => Some(regex::Regex::new(re)?),
+        _ => None,
+    };
+    let mut delay = Duration::from_millis(5);
+    loop {
+        // A component that died will never become ready: say so now, with its last words.
+        if let Some(how) = c.exited()? {
+            bail!(
+                "{} exited during start-up ({how}); last lines of {}:\n{}",
+                c.name(),
+                c.log_file().display(),
+                crate::logs::tail(&c.log_file(), 15)
+            );
+        }
+        let ready = match r {
+            Readiness::None => true,
+            Readiness::Port(name) => c.port_answers(name).await?,
+            Readiness::LogLine(_) => {
+                let text = c.log_since(from);
+                line_re.as_ref().is_some_and(|re| re.is_match(&text))
+            }
+        };
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not become ready within {timeout:?} (waiting for {r:?}); last lines of {}:\n{}",
+                c.name(),
+                c.log_file().display(),
+                crate::logs::tail(&c.log_file(), 15)
+            );
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(100));
+    }
+}
