@@ -53,6 +53,9 @@ pub struct File {
     pub contents: Vec<u8>,
     /// 0o600 for keytabs, users.txt and keys; 0o644 for configuration.
     pub mode: u32,
+    /// Mounted read-only where the substrate mounts files (a container), as the chart mounts a
+    /// pod's configuration and an injector its credentials.
+    pub read_only: bool,
 }
 
 impl File {
@@ -61,7 +64,14 @@ impl File {
             path: path.into(),
             contents: contents.into(),
             mode,
+            read_only: false,
         }
+    }
+
+    /// The same file, mounted read-only (see [`File::read_only`]).
+    pub fn mounted_read_only(mut self) -> File {
+        self.read_only = true;
+        self
     }
 }
 
@@ -157,6 +167,13 @@ impl Spec {
 
     pub fn file(mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
         self.files.push(File::new(path, contents, mode));
+        self
+    }
+
+    /// A file mounted read-only (configuration, injected credentials).
+    pub fn read_only_file(mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
+        self.files
+            .push(File::new(path, contents, mode).mounted_read_only());
         self
     }
 

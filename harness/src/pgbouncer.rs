@@ -207,9 +207,9 @@ impl Pgbouncer {
         }
         let mut proc_spec = proc_spec
             .arg(place.path_str("pgbouncer.ini")?)
-            .file("users.txt", users, 0o600)
-            .file("pgbouncer.ini", spec.ini, 0o644)
-            .file("krb5.conf", spec.krb5_conf, 0o644)
+            .read_only_file("users.txt", users, 0o600)
+            .read_only_file("pgbouncer.ini", spec.ini, 0o644)
+            .read_only_file("krb5.conf", spec.krb5_conf, 0o644)
             .file("trace-pgbouncer.log", Vec::new(), 0o644)
             .env("KRB5_CONFIG", place.path_str("krb5.conf")?)
             .env(
@@ -230,7 +230,7 @@ impl Pgbouncer {
             Some(kt) => {
                 let bytes = std::fs::read(kt)
                     .with_context(|| format!("keytab {} is missing", kt.display()))?;
-                proc_spec = proc_spec.file("injected.keytab", bytes, 0o600);
+                proc_spec = proc_spec.read_only_file("injected.keytab", bytes, 0o600);
                 "injected.keytab"
             }
             // A keytab that does not exist, so no default keytab is used by accident.

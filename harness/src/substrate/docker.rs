@@ -369,6 +369,16 @@ impl Substrate for Docker {
         for (host, inside) in self.mounts(place)? {
             req = req.with_mount(Mount::bind_mount(host, inside));
         }
+        // Over the place's own mount: what the chart and the injector mount read-only.
+        for f in spec.files.iter().filter(|f| f.read_only) {
+            req = req.with_mount(
+                Mount::bind_mount(
+                    path_str(&place.artifacts.join(&f.path))?,
+                    path_str(&place.path(&f.path))?,
+                )
+                .with_access_mode(testcontainers::core::AccessMode::ReadOnly),
+            );
+        }
         // Where this start's output begins in the (appended) log.
         let from = LogCursor(std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0));
         let container = req.start().await.with_context(|| {
