@@ -10,8 +10,8 @@
 use harness_config::{Deployment, Values};
 use serde_json::{json, Map, Value};
 
-/// The user the platform's PgBouncer containers run as (`nobody`).
-pub const PGBOUNCER_UID: i64 = 65534;
+/// The user the platform's PgBouncer containers run as (`nobody`), as the charts render it.
+pub const PGBOUNCER_UID: i64 = harness_config::render::kube::PGBOUNCER_UID as i64;
 
 /// Where the charts mount PgBouncer's ini and users.txt.
 const CONFIG_DIR: &str = "/etc/pgbouncer";

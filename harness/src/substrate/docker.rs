@@ -43,8 +43,8 @@ const SAME_NETWORK: &str = "samenet";
 
 /// PostgreSQL's uid in the project's image (`postgres/Dockerfile` fixes it).
 pub const POSTGRES_UID: u32 = 999;
-/// PgBouncer's uid, as the chart runs it (`runAsUser: 65534`).
-pub const PGBOUNCER_UID: u32 = 65534;
+/// PgBouncer's uid, as the chart runs it (`runAsUser`).
+const PGBOUNCER_UID: u32 = harness_config::render::kube::PGBOUNCER_UID as u32;
 
 /// What the docker tier knows of a component: the image it runs from, the uid that image runs
 /// it as, and where its place is mounted.
