@@ -261,13 +261,7 @@ fn scenarios(settings: &Settings, runner: Option<&Path>) -> Result<i32> {
     // The runner owns Ctrl-C: it stops every component it started, then exits. xtask only waits
     // for it, so the summary line stays the last thing printed.
     ignore_interrupts();
-    let started = std::time::Instant::now();
     let status = child.wait().context("waiting for the scenario runner")?;
-    eprintln!(
-        "xtask: the scenarios (tier {}) took {:.0} s",
-        settings.tier,
-        started.elapsed().as_secs_f64()
-    );
     Ok(status.code().unwrap_or(130))
 }
 
