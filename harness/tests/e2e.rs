@@ -28,6 +28,7 @@ fn main() {
 }
 
 async fn run() -> i32 {
+    let started = std::time::Instant::now();
     let ctx = match context::init() {
         Ok(c) => c,
         Err(e) => {
@@ -166,6 +167,16 @@ async fn run() -> i32 {
         }
     }
     println!("\nartifacts: {}", ctx.run.root.display());
+    println!(
+        "e2e: tier {} ({}), {:.0} s",
+        ctx.tier,
+        ctx.substrates
+            .iter()
+            .map(|(t, _)| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" then "),
+        started.elapsed().as_secs_f64()
+    );
     println!(
         "e2e: {} passed, {} failed, {} skipped",
         sc.passed, failed, sc.skipped
