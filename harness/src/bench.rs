@@ -283,6 +283,153 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The login the bench's password baseline uses (a role of its own, admitted with md5).
+const PASSWORD_ROLE: &str = "bench_password_user";
+/// PgBouncer's database for it, beside the deployment's metadata alias on the same server.
+const PASSWORD_ALIAS: &str = "bench-password";
+
+/// One pgbench run through PgBouncer: its throughput and the server logins PgBouncer made.
+#[derive(Debug, serde::Serialize)]
+struct Relogin {
+    tps: f64,
+    logins: usize,
+    failed_transactions: u64,
+}
+
+/// GSS re-login against password re-login (issue 14): PgBouncer with `server_lifetime = 0`
+/// (each server connection used once, so every transaction logs in again), pgbench `SELECT 1`
+/// through the deployment's metadata alias (GSSAPI to PostgreSQL) and through an alias whose
+/// server login is a password (md5), on the same server in the same run.
+async fn relogin(
+    substrate: Arc<dyn Substrate>,
+    dir: &Path,
+    seconds: u32,
+) -> Result<serde_json::Value> {
+    let mut env = Environment::up(substrate, dir, Shape::default()).await?;
+    let result = async {
+        let password = crate::secret::Secret::generate();
+        env.admit_password_role(PASSWORD_ROLE, password.expose()).await?;
+        let pg = env.peer_endpoint(crate::environment::Component::Postgres)?;
+        let mut opts = env.default_pgbouncer_options();
+        opts.extra_ini = vec![
+            "server_lifetime = 0".into(),
+            "[databases]".into(),
+            format!(
+                "{PASSWORD_ALIAS} = host={} port={} dbname={} user={PASSWORD_ROLE} password={} pool_size=10",
+                pg.host,
+                pg.port,
+                env.shape().names.metadata_db,
+                password.expose()
+            ),
+        ];
+        env.start_pgbouncer(&opts).await?;
+        let gss = pgbench(&env, &env.shape().metadata_alias(), dir, seconds, "GSSAPI login to server succeeded").await?;
+        let pw = pgbench(
+            &env,
+            PASSWORD_ALIAS,
+            dir,
+            seconds,
+            &format!("{PASSWORD_ALIAS}/{PASSWORD_ROLE}@"),
+        )
+        .await?;
+        ensure!(
+            gss.failed_transactions == 0 && pw.failed_transactions == 0,
+            "pgbench saw failed transactions: GSS {}, password {}",
+            gss.failed_transactions,
+            pw.failed_transactions
+        );
+        ensure!(gss.logins > 0, "PgBouncer logged no GSSAPI login during the GSS run");
+        Ok(serde_json::json!({
+            "gss_relogin_tps": (gss.tps * 10.0).round() / 10.0,
+            "password_relogin_tps": (pw.tps * 10.0).round() / 10.0,
+            "ratio": ((gss.tps / pw.tps) * 100.0).round() / 100.0,
+            "gss": gss,
+            "password": pw,
+            "seconds": seconds,
+            "mode": "server_lifetime = 0 (a server login per transaction), pgbench -n -c 4 -j 2 SELECT 1",
+        }))
+    }
+    .await;
+    env.down().await;
+    result
+}
+
+/// pgbench for `seconds` against PgBouncer's `database`; `login_marker` counts the server
+/// logins in PgBouncer's log meanwhile (its GSSAPI line, or the alias's new server connections).
+async fn pgbench(
+    env: &Environment,
+    database: &str,
+    dir: &Path,
+    seconds: u32,
+    login_marker: &str,
+) -> Result<Relogin> {
+    use crate::environment::Component;
+    let script = dir.join("select1.sql");
+    std::fs::write(&script, "SELECT 1;\n")?;
+    let at = env.endpoint(Component::Pgbouncer)?;
+    let cursor = env.log_cursor(Component::Pgbouncer);
+    let conn = format!(
+        "host={} port={} dbname={database} user={}",
+        at.host,
+        at.port,
+        env.shape().metadata_user()
+    );
+    let out = crate::tools::run(
+        &crate::component::Exec::new("pgbench through PgBouncer", crate::tools::path("pgbench")?)
+            .args([
+                "-n".to_string(),
+                "-f".into(),
+                script.display().to_string(),
+                "-c".into(),
+                "4".into(),
+                "-j".into(),
+                "2".into(),
+                "-T".into(),
+                seconds.to_string(),
+                conn,
+            ])
+            .envs(&[("PGPASSWORD".into(), env.client_password().into())]),
+        None,
+    )
+    .await?;
+    let number = |prefix: &str| -> Option<f64> {
+        out.stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    };
+    let tps =
+        number("tps = ").with_context(|| format!("pgbench printed no tps:\n{}", out.stdout))?;
+    let log = env.log_since(Component::Pgbouncer, cursor);
+    let logins = if login_marker.contains("GSSAPI") {
+        log.matches(login_marker).count()
+    } else {
+        log.lines()
+            .filter(|l| l.contains(login_marker) && l.contains("new connection to server"))
+            .count()
+    };
+    Ok(Relogin {
+        tps,
+        logins,
+        failed_transactions: number("number of failed transactions: ").unwrap_or(0.0) as u64,
+    })
+}
+
+/// `cargo xtask bench --relogin-only`: the re-login figures alone.
+pub async fn run_relogin(substrate: Arc<dyn Substrate>, out: Option<&Path>) -> Result<()> {
+    let run = RunDir::create(&crate::run::workspace_root().join("target/bench"))?;
+    crate::pgbouncer::ensure_built().await?;
+    let mut report = relogin(substrate, &run.subdir("relogin")?, 5).await?;
+    report["machine"] = machine();
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(run.root.join("bench.json"), &text)?;
+    if let Some(o) = out {
+        std::fs::write(o, &text)?;
+    }
+    println!("{text}");
+    Ok(())
+}
+
 /// `cargo xtask bench --tier docker`: the Kerberos stack on containers against the naive
 /// `docker run` script on the same images, interleaved. (The full Airflow flow does not run on
 /// containers yet.)
@@ -370,6 +517,11 @@ pub async fn run(
                 .map_or("failed".to_string(), |b| format!("{b:.3} s"))
         );
     }
+    let relogin = relogin(substrate.clone(), &run.subdir("relogin")?, 5).await?;
+    eprintln!(
+        "bench: gss_relogin_tps {} vs password_relogin_tps {} (ratio {})",
+        relogin["gss_relogin_tps"], relogin["password_relogin_tps"], relogin["ratio"]
+    );
     // The KDC-stall figure (issue 14): once, 5 s stopped, as the stall was first measured.
     let stall = crate::fault::kdc_stall::measure(
         substrate.clone(),
@@ -399,6 +551,9 @@ pub async fn run(
         "full_flow_baseline_error": flow.baseline.as_ref().err(),
         "airflow_version": flow.version.pin(),
         "kdc_stall_max_gap_ms": stall.max_gap_ms,
+        "gss_relogin_tps": relogin["gss_relogin_tps"],
+        "password_relogin_tps": relogin["password_relogin_tps"],
+        "relogin": relogin,
         "kdc_stall": stall,
         "baseline_error": baseline_error,
         "runs": runs,

@@ -183,6 +183,11 @@ impl Environment {
             .map_err(|e| anyhow::anyhow!("as the superuser in {db}: {}", sql::error_text(&e)))
     }
 
+    /// Lets `role` log in to PostgreSQL with a password (the bench's password baseline only).
+    pub async fn admit_password_role(&self, role: &str, password: &str) -> Result<()> {
+        self.stack.pg.admit_password_role(role, password).await
+    }
+
     /// A query as PostgreSQL's superuser in `db`.
     pub async fn superuser_rows(&self, db: &str, query: &str) -> Result<Vec<Row>> {
         let client = self.stack.pg.superuser(db).await?;

@@ -277,6 +277,52 @@ impl Cluster {
             .await
     }
 
+    /// Lets `role` log in with a password (md5) from the components' network, ahead of the
+    /// GSSAPI lines, and reloads: only for the bench's password baseline, which compares a
+    /// password login with a GSS one on the same server. The Kerberos user stays GSSAPI-only.
+    /// (md5, not SCRAM: PgBouncer's login with the `[databases]` line's own password failed
+    /// SCRAM here with "password authentication failed"; not investigated further.)
+    pub async fn admit_password_role(&self, role: &str, password: &str) -> Result<()> {
+        let client = self.superuser("postgres").await?;
+        let quoted = role.replace('"', "\"\"");
+        client
+            .batch_execute(&format!(
+                "SET password_encryption = 'md5'; CREATE ROLE \"{quoted}\" LOGIN PASSWORD '{}'; GRANT CONNECT ON DATABASE \"{}\" TO \"{quoted}\"",
+                password.replace('\'', "''"),
+                self.spec.databases.first().map(|(d, _)| d.as_str()).unwrap_or("postgres")
+            ))
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the password role: {}", crate::probe::sql::error_text(&e)))?;
+        let hba = self
+            .substrate
+            .read_file(&self.place, "pgdata/pg_hba.conf")
+            .await?;
+        let line = format!(
+            "host    all       \"{quoted}\"  {}   md5\n",
+            self.place.clients
+        );
+        let text = String::from_utf8_lossy(&hba);
+        // pg_hba.conf is read top-down: the password line goes before the GSSAPI ones.
+        let at = text.find("\nhostssl").map(|i| i + 1).unwrap_or(text.len());
+        let new = format!("{}{line}{}", &text[..at], &text[at..]);
+        self.substrate
+            .put_file(
+                &self.place,
+                File::new("pgdata/pg_hba.conf", new.into_bytes(), 0o600),
+            )
+            .await?;
+        client
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "reloading pg_hba.conf: {}",
+                    crate::probe::sql::error_text(&e)
+                )
+            })?;
+        Ok(())
+    }
+
     /// A restart as an operator does it (`pg_ctl stop -m fast`: sessions are terminated, the
     /// server checkpoints and exits), then the server started again on the same port and data
     /// directory; returns once it accepts connections again.

@@ -89,6 +89,12 @@ pub const TOOLS: &[Tool] = &[
         needed_for: "the per-run TLS certificate",
     },
     Tool {
+        name: "pgbench",
+        package: "postgresql-15",
+        candidates: &["{pg}/pgbench"],
+        needed_for: "the re-login bench (gss_relogin_tps)",
+    },
+    Tool {
         name: "pg_dump",
         package: "postgresql-client-15",
         candidates: &["{pg}/pg_dump", "/usr/bin/pg_dump"],

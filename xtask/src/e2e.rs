@@ -312,7 +312,11 @@ pub fn bench(
     offline: bool,
     airflow: Option<&str>,
     tier: &str,
+    relogin_only: bool,
 ) -> Result<i32> {
+    if relogin_only && tier != "local" {
+        bail!("--relogin-only runs on the local tier: drop --tier {tier}");
+    }
     let settings = Settings {
         tier: tier.into(),
         ..knob_settings(airflow, offline)?
@@ -325,6 +329,9 @@ pub fn bench(
     let mut args = vec![
         "run", "--quiet", "-p", "harness", "--bin", "harness", "--", "bench", "--runs", &runs_s,
     ];
+    if relogin_only {
+        args.push("--relogin-only");
+    }
     let out_s;
     if let Some(o) = &out {
         out_s = o.display().to_string();

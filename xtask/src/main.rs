@@ -77,6 +77,9 @@ enum Cmd {
         /// figure) or docker (containers, against a naive `docker run` script).
         #[arg(long, default_value = "local", value_parser = ["local", "docker"])]
         tier: String,
+        /// Only the GSS/password re-login figures (local tier; about 20 s).
+        #[arg(long)]
+        relogin_only: bool,
     },
     /// Build the docker tier's images that are missing (content-hash tags; skips what is built).
     Images(images::ImagesArgs),
@@ -134,7 +137,8 @@ fn main() -> ExitCode {
             offline,
             airflow,
             tier,
-        } => e2e::bench(runs, out, offline, airflow.as_deref(), &tier),
+            relogin_only,
+        } => e2e::bench(runs, out, offline, airflow.as_deref(), &tier, relogin_only),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Images(args) => images::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),

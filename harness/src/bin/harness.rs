@@ -65,6 +65,9 @@ enum Cmd {
         runs: usize,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Only the GSS/password re-login figures (gss_relogin_tps, password_relogin_tps).
+        #[arg(long)]
+        relogin_only: bool,
     },
 }
 
@@ -111,11 +114,16 @@ fn main() {
                 )
                 .await
             }
-            Cmd::Bench { runs, out } if settings.tier == "docker" => {
+            Cmd::Bench {
+                out,
+                relogin_only: true,
+                ..
+            } => harness::bench::run_relogin(local(), out.as_deref()).await,
+            Cmd::Bench { runs, out, .. } if settings.tier == "docker" => {
                 let substrate = harness::substrate::for_settings(&settings)?;
                 harness::bench::run_docker(substrate, runs, out.as_deref()).await
             }
-            Cmd::Bench { runs, out } => {
+            Cmd::Bench { runs, out, .. } => {
                 let version = harness::airflow::Version::parse(&settings.airflow)?;
                 harness::bench::run(local(), runs, out.as_deref(), version, knobs).await
             }
