@@ -24,6 +24,7 @@ pub mod realm;
 pub mod redact;
 pub mod replay;
 pub mod run;
+pub mod scratch;
 pub mod secret;
 pub mod stack;
 pub mod substrate;

@@ -39,7 +39,7 @@ pub struct Cluster {
     port: u16,
     socket_dir: PathBuf,
     server: Option<Box<dyn Running>>,
-    _socket_tmp: tempfile::TempDir,
+    _socket_tmp: crate::scratch::Scratch,
 }
 
 impl Cluster {
@@ -53,9 +53,7 @@ impl Cluster {
         // Unix socket paths are limited to 107 bytes, too short for run directories: the socket
         // (the superuser's way in) lives in a private directory under /tmp, removed with the
         // cluster.
-        let socket_tmp = tempfile::Builder::new()
-            .prefix("harness-pg-")
-            .tempdir_in("/tmp")?;
+        let socket_tmp = crate::scratch::tempdir("pg")?;
         let socket_dir = socket_tmp.path().to_path_buf();
         crate::run::make_traversable(&socket_dir)?;
         give_to_service_user(&socket_dir)?;

@@ -38,7 +38,7 @@ async fn run() -> i32 {
     // Ctrl-C and the whole-run limit stop every component this run started, then exit.
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            let n = context::get().substrate.kill_all();
+            let n = context::abandon_run(context::get());
             eprintln!("\ne2e: interrupted; stopped {n} component process group(s)");
             std::process::exit(130);
         }
@@ -46,7 +46,7 @@ async fn run() -> i32 {
     let limit = ctx.run_timeout;
     tokio::spawn(async move {
         tokio::time::sleep(limit).await;
-        let n = context::get().substrate.kill_all();
+        let n = context::abandon_run(context::get());
         eprintln!("\ne2e: the run exceeded its limit of {limit:?}; stopped {n} component process group(s)");
         std::process::exit(124);
     });

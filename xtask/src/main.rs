@@ -7,6 +7,7 @@ mod chart_diff;
 mod deps;
 mod e2e;
 mod env;
+mod hygiene;
 mod images;
 mod kind;
 mod pgbouncer_check;
@@ -78,6 +79,9 @@ enum Cmd {
     Images(images::ImagesArgs),
     /// Run the flow N times in a row: pass/fail counts, failed steps and the spread of run times.
     Soak(soak::SoakArgs),
+    /// Runs interrupted by SIGINT at chosen points, two runs at once, and a canary planted in
+    /// every secret: exit 1 if a process, port, temp directory or secret leaks.
+    Hygiene(hygiene::HygieneArgs),
     /// What the machine lacks for the harness, and how to install it.
     Doctor {
         /// Install what is missing (apt-get, pip).
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
             airflow,
         } => e2e::bench(runs, out, offline, airflow.as_deref()),
         Cmd::Soak(args) => soak::run(&args),
+        Cmd::Hygiene(args) => hygiene::run(&args),
         Cmd::Images(args) => images::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
         Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),

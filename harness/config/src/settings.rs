@@ -65,6 +65,9 @@ pub struct Settings {
     /// The kube-apiserver binary the @apiserver scenarios run (built and cached by xtask);
     /// unset, those scenarios fail naming `cargo xtask e2e --tags @apiserver`.
     pub kube_apiserver: Option<PathBuf>,
+    /// Test-only (`cargo xtask hygiene`): a known value every generated secret contains, so a
+    /// leak of any of them anywhere can be found by searching for this one string.
+    pub canary: Option<String>,
 }
 
 pub const DEFAULT_TIER: &str = "local";
@@ -96,6 +99,7 @@ impl Default for Settings {
             airflow_fast_api: true,
             run_dir: None,
             kube_apiserver: None,
+            canary: None,
         }
     }
 }
@@ -216,6 +220,19 @@ impl Settings {
         }
         s.run_dir = text("E2E_RUN_DIR").map(PathBuf::from);
         s.kube_apiserver = text("E2E_KUBE_APISERVER").map(PathBuf::from);
+        if let Some(v) = text("E2E_CANARY") {
+            // Secrets end up in URLs, SQL literals and command lines: only letters and digits
+            // keep every one of them valid; 12 or more so a chance match is impossible.
+            let v = v.trim();
+            if v.len() < 12 || v.len() > 32 || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(bad(
+                    "E2E_CANARY",
+                    v,
+                    "use 12 to 32 ASCII letters and digits (unset: secrets are random only)",
+                ));
+            }
+            s.canary = Some(v.to_string());
+        }
         Ok(s)
     }
 
@@ -259,6 +276,7 @@ impl Settings {
             ("E2E_AIRFLOW_FAST_API", b(self.airflow_fast_api)),
             ("E2E_RUN_DIR", p(&self.run_dir)),
             ("E2E_KUBE_APISERVER", p(&self.kube_apiserver)),
+            ("E2E_CANARY", self.canary.clone()),
         ]
     }
 }
@@ -296,6 +314,7 @@ mod tests {
             airflow_template: false,
             airflow_fast_api: false,
             deployment: Some("/x/d.yaml".into()),
+            canary: Some("hygieneCanary42".into()),
             ..Settings::default()
         };
         let vars: HashMap<&str, String> = s
@@ -319,6 +338,8 @@ mod tests {
             ("E2E_REPLAY", "yes", "refuse, reproduce"),
             ("E2E_KEEP", "yes", "1 or true"),
             ("E2E_AIRFLOW_FORKSERVER", "off", "1 or true"),
+            ("E2E_CANARY", "short", "12 to 32 ASCII letters"),
+            ("E2E_CANARY", "has-a-dash-in-it", "12 to 32 ASCII letters"),
         ] {
             let e = parse(&[(var, value)]).unwrap_err();
             let text = e.to_string();
