@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn a_child_is_a_descendant() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let found = descendants().contains(&(child.id() as i32));
         child.kill().unwrap();
         child.wait().unwrap();

@@ -101,7 +101,10 @@ impl Sampler {
     }
 
     fn watch(&self, pid: u32, label: &str) {
-        self.roots.lock().unwrap().push((pid as i32, label.to_string()));
+        self.roots
+            .lock()
+            .unwrap()
+            .push((pid as i32, label.to_string()));
     }
 
     fn unwatch(&self, pid: u32) {
@@ -266,7 +269,8 @@ fn listening_sockets() -> HashMap<u64, String> {
 }
 
 /// Process groups of the runs under way, for [`on_signal`].
-static LIVE: [std::sync::atomic::AtomicI32; 4] = [const { std::sync::atomic::AtomicI32::new(0) }; 4];
+static LIVE: [std::sync::atomic::AtomicI32; 4] =
+    [const { std::sync::atomic::AtomicI32::new(0) }; 4];
 
 fn live_group(pgid: i32, on: bool) {
     for slot in &LIVE {
@@ -357,6 +361,8 @@ struct Ctx {
     canary: String,
     offline: bool,
     sampler: Arc<Sampler>,
+    /// Leftover processes already reported (by an earlier run's check), `(pid, start time)`.
+    reported: Mutex<HashSet<(i32, u64)>>,
 }
 
 impl Ctx {
@@ -426,8 +432,16 @@ impl Ctx {
 
     fn finish(&self, mut l: Launch) -> Result<Finished> {
         let status = l.child.wait().context("waiting for `cargo xtask e2e`")?;
+        let exited = Instant::now();
+        // A process the run left behind may still hold its stdout: read what is there, and
+        // let the leftovers check name the process rather than wait for it.
         for r in l.readers.drain(..) {
-            let _ = r.join();
+            while !r.is_finished() && exited.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if r.is_finished() {
+                let _ = r.join();
+            }
         }
         self.sampler.unwatch(l.child.id());
         live_group(l.child.id() as i32, false);
@@ -435,7 +449,7 @@ impl Ctx {
         Ok(Finished {
             label: l.label,
             exit: status.code().unwrap_or(-1),
-            seconds: l.started.elapsed().as_secs_f64(),
+            seconds: exited.duration_since(l.started).as_secs_f64(),
             stdout: l.stdout,
             stderr: l.stderr,
             lines,
@@ -486,7 +500,9 @@ fn choose_points(n: usize, runner_life: Duration, bursts: &[usize], seed: u64) -
 fn bursts(lines: &[(Instant, String)], from: Instant) -> Vec<usize> {
     let mut out = Vec::new();
     for i in 1..lines.len() {
-        if lines[i].0 >= from && lines[i].0.duration_since(lines[i - 1].0) > Duration::from_millis(50) {
+        if lines[i].0 >= from
+            && lines[i].0.duration_since(lines[i - 1].0) > Duration::from_millis(50)
+        {
             out.push(i + 1);
         }
     }
@@ -531,6 +547,7 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
         canary: format!("HygCanary{:012x}", seed & 0xffff_ffff_ffff),
         offline: a.offline,
         sampler: Sampler::start(),
+        reported: Mutex::new(HashSet::new()),
     };
     let mut leaks: Vec<Leak> = Vec::new();
     let mut report_runs: Vec<Value> = Vec::new();
@@ -562,7 +579,9 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
     run_leaks.extend(leftovers(&ctx, "measured", &run_dir));
     let needles = needles(&ctx.canary, &run_dir);
     run_leaks.extend(secrets(&m, &run_dir, &needles, true));
-    let started = m.runner_started().context("the measured run never started the runner")?;
+    let started = m
+        .runner_started()
+        .context("the measured run never started the runner")?;
     let runner_life = m.started + Duration::from_secs_f64(m.seconds) - started;
     let bursts = bursts(&m.lines, started);
     print_run(&m.label, "ran to the end", &m, &run_leaks);
@@ -571,7 +590,10 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
     eprintln!(
         "hygiene: needles: the canary, {} keytab key(s), {} SCRAM verifier(s), {} private key(s)",
         needles.iter().filter(|n| n.kind == "keytab key").count() / 3,
-        needles.iter().filter(|n| n.kind == "SCRAM verifier").count(),
+        needles
+            .iter()
+            .filter(|n| n.kind == "SCRAM verifier")
+            .count(),
         needles.iter().filter(|n| n.kind == "private key").count(),
     );
 
@@ -600,7 +622,13 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
             let fire = match p {
                 Point::Line(k) => l.lines.lock().unwrap().len() >= *k,
                 Point::After(d) => {
-                    let s = l.lines.lock().unwrap().iter().find(|(_, x)| x.starts_with(RUNNER_STARTED)).map(|(t, _)| *t);
+                    let s = l
+                        .lines
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .find(|(_, x)| x.starts_with(RUNNER_STARTED))
+                        .map(|(t, _)| *t);
                     s.is_some_and(|s| s.elapsed() >= *d)
                 }
             };
@@ -652,7 +680,10 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
                 } else if f.exit != 0 && !said {
                     run_leaks.push(Leak {
                         check: "exit",
-                        what: format!("exited {} after SIGINT without saying it was interrupted", f.exit),
+                        what: format!(
+                            "exited {} after SIGINT without saying it was interrupted",
+                            f.exit
+                        ),
                     });
                 }
                 let before = f
@@ -667,10 +698,18 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
                     p.describe(),
                     f.exit,
                     exited.saturating_duration_since(at).as_secs_f64(),
-                    if raced { " (the run had just finished)" } else { "" }
+                    if raced {
+                        " (the run had just finished)"
+                    } else {
+                        ""
+                    }
                 )
             }
-            None => format!("finished before the point ({}), exit {}", p.describe(), f.exit),
+            None => format!(
+                "finished before the point ({}), exit {}",
+                p.describe(),
+                f.exit
+            ),
         };
         run_leaks.extend(leftovers(&ctx, &label, &run_dir));
         run_leaks.extend(secrets(&f, &run_dir, &needles, false));
@@ -692,7 +731,11 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
         if f.exit != 0 {
             run_leaks.push(Leak {
                 check: "concurrent",
-                what: format!("failed beside another run (exit {}); see {}", f.exit, f.stdout.display()),
+                what: format!(
+                    "failed beside another run (exit {}); see {}",
+                    f.exit,
+                    f.stdout.display()
+                ),
             });
         }
         match d {
@@ -709,6 +752,7 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
         report_runs.push(run_json(f, "concurrent", None, &run_leaks));
         pair_leaks.extend(run_leaks);
     }
+    let per_run = pair_leaks.len();
     if let (Some(x), Some(y)) = (&dirs[0], &dirs[1]) {
         if x == y {
             pair_leaks.push(Leak {
@@ -717,12 +761,19 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
             });
         }
     }
-    let (pa, pb) = (ctx.sampler.ports_of("concurrent-a"), ctx.sampler.ports_of("concurrent-b"));
+    let (pa, pb) = (
+        ctx.sampler.ports_of("concurrent-a"),
+        ctx.sampler.ports_of("concurrent-b"),
+    );
     let shared: Vec<&String> = pa.intersection(&pb).collect();
     if pa.is_empty() || pb.is_empty() {
         pair_leaks.push(Leak {
             check: "concurrent",
-            what: format!("no listening port seen for one run (a: {}, b: {})", pa.len(), pb.len()),
+            what: format!(
+                "no listening port seen for one run (a: {}, b: {})",
+                pa.len(),
+                pb.len()
+            ),
         });
     }
     if !shared.is_empty() {
@@ -733,16 +784,20 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
     }
     eprintln!(
         "hygiene: concurrent: run directories {} and {}; {} and {} ports, {} shared",
-        dirs[0].as_deref().map_or("?".into(), |p| p.display().to_string()),
-        dirs[1].as_deref().map_or("?".into(), |p| p.display().to_string()),
+        dirs[0]
+            .as_deref()
+            .map_or("?".into(), |p| p.display().to_string()),
+        dirs[1]
+            .as_deref()
+            .map_or("?".into(), |p| p.display().to_string()),
         pa.len(),
         pb.len(),
         shared.len()
     );
-    for l in &pair_leaks {
+    for l in &pair_leaks[per_run..] {
         eprintln!("hygiene:   LEAK [{}] {}", l.check, l.what);
     }
-    leaks.extend(pair_leaks.iter().filter(|l| l.check == "concurrent").cloned());
+    leaks.extend(pair_leaks);
     ctx.sampler.stop.store(true, Ordering::Relaxed);
 
     let summary = json!({
@@ -762,13 +817,16 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
     });
     let text = serde_json::to_string_pretty(&summary)?;
     std::fs::write(dir.join("hygiene.json"), &text)?;
-    println!("{}", serde_json::to_string(&json!({
-        "schema": "astro-kerberos-hygiene/v1",
-        "runs": summary["runs"],
-        "leaks": leaks.len(),
-        "seconds": summary["seconds"],
-        "report": dir.join("hygiene.json"),
-    }))?);
+    println!(
+        "{}",
+        serde_json::to_string(&json!({
+            "schema": "astro-kerberos-hygiene/v1",
+            "runs": summary["runs"],
+            "leaks": leaks.len(),
+            "seconds": summary["seconds"],
+            "report": dir.join("hygiene.json"),
+        }))?
+    );
     eprintln!(
         "hygiene: {} runs ({} interrupted, 2 concurrent), {} leak(s), {:.0} s; report {}",
         report_runs.len(),
@@ -834,8 +892,11 @@ fn leftovers(ctx: &Ctx, label: &str, run_dir: &Path) -> Vec<Leak> {
         let mut out = Vec::new();
         let procs = processes();
         let seen = ctx.sampler.seen.lock().unwrap();
+        let reported = ctx.reported.lock().unwrap().clone();
+        let mut left = Vec::new();
         for p in descendants(&procs, me, false) {
-            if p.state != 'Z' {
+            if p.state != 'Z' && !reported.contains(&(p.pid, p.start)) {
+                left.push((p.pid, p.start));
                 out.push(Leak {
                     check: "process",
                     what: format!("pid {} `{}` still running", p.pid, short(&p.cmd)),
@@ -845,11 +906,21 @@ fn leftovers(ctx: &Ctx, label: &str, run_dir: &Path) -> Vec<Leak> {
         for p in &procs {
             if p.state != 'Z'
                 && p.ppid != me
-                && seen.procs.get(&(p.pid, p.start)).is_some_and(|l| l == label)
+                && !reported.contains(&(p.pid, p.start))
+                && seen
+                    .procs
+                    .get(&(p.pid, p.start))
+                    .is_some_and(|l| l == label)
             {
+                left.push((p.pid, p.start));
                 out.push(Leak {
                     check: "process",
-                    what: format!("pid {} `{}` still running (reparented to {})", p.pid, short(&p.cmd), p.ppid),
+                    what: format!(
+                        "pid {} `{}` still running (reparented to {})",
+                        p.pid,
+                        short(&p.cmd),
+                        p.ppid
+                    ),
                 });
             }
         }
@@ -880,6 +951,7 @@ fn leftovers(ctx: &Ctx, label: &str, run_dir: &Path) -> Vec<Leak> {
         out.extend(shared_memory(&ours));
         out.extend(docker(run_dir));
         if out.is_empty() || Instant::now() > deadline {
+            ctx.reported.lock().unwrap().extend(left);
             return out;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -904,10 +976,7 @@ fn tmp_dirs(pids: &HashSet<i32>, run_dir: &Path) -> Vec<Leak> {
             let Some(rest) = name.strip_prefix("harness-") else {
                 continue;
             };
-            let pid = rest
-                .split('-')
-                .nth(1)
-                .and_then(|p| p.parse::<i32>().ok());
+            let pid = rest.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
             if pid.is_some_and(|p| pids.contains(&p)) {
                 found.insert(e.path());
             }
@@ -963,7 +1032,10 @@ fn shared_memory(pids: &HashSet<i32>) -> Vec<Leak> {
 /// Docker containers and networks labelled for the run (the docker tier labels them
 /// `e2e-harness.run=<run id>`), when a docker engine answers.
 fn docker(run_dir: &Path) -> Vec<Leak> {
-    let Some(id) = run_dir.file_name().map(|s| s.to_string_lossy().into_owned()) else {
+    let Some(id) = run_dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+    else {
         return Vec::new();
     };
     let filter = format!("label=e2e-harness.run={id}");
@@ -972,7 +1044,11 @@ fn docker(run_dir: &Path) -> Vec<Leak> {
         ("container", vec!["ps", "-a", "-q", "--filter", &filter]),
         ("network", vec!["network", "ls", "-q", "--filter", &filter]),
     ] {
-        let Ok(o) = Command::new("docker").args(&args).stderr(Stdio::null()).output() else {
+        let Ok(o) = Command::new("docker")
+            .args(&args)
+            .stderr(Stdio::null())
+            .output()
+        else {
             return out; // no docker on this machine
         };
         if !o.status.success() {
@@ -1032,20 +1108,35 @@ fn needles(canary: &str, kept: &Path) -> Vec<Needle> {
         for key in keytab_keys(&bytes) {
             if seen.insert(key.clone()) {
                 let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-                out.push(Needle { kind: "keytab key", bytes: key.clone() });
-                out.push(Needle { kind: "keytab key", bytes: hex.into_bytes() });
-                out.push(Needle { kind: "keytab key", bytes: b64.encode(&key).into_bytes() });
+                out.push(Needle {
+                    kind: "keytab key",
+                    bytes: key.clone(),
+                });
+                out.push(Needle {
+                    kind: "keytab key",
+                    bytes: hex.into_bytes(),
+                });
+                out.push(Needle {
+                    kind: "keytab key",
+                    bytes: b64.encode(&key).into_bytes(),
+                });
             }
         }
         let text = String::from_utf8_lossy(&bytes);
         for v in scram_verifiers(&text) {
             if seen.insert(v.clone().into_bytes()) {
-                out.push(Needle { kind: "SCRAM verifier", bytes: v.into_bytes() });
+                out.push(Needle {
+                    kind: "SCRAM verifier",
+                    bytes: v.into_bytes(),
+                });
             }
         }
         for k in private_keys(&text) {
             if seen.insert(k.clone().into_bytes()) {
-                out.push(Needle { kind: "private key", bytes: k.into_bytes() });
+                out.push(Needle {
+                    kind: "private key",
+                    bytes: k.into_bytes(),
+                });
             }
         }
     }
@@ -1058,7 +1149,9 @@ fn keytab_keys(b: &[u8]) -> Vec<Vec<u8>> {
     if b.len() < 2 || b[0] != 5 || b[1] != 2 {
         return keys;
     }
-    let be16 = |i: usize| -> Option<usize> { Some(u16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?) as usize) };
+    let be16 = |i: usize| -> Option<usize> {
+        Some(u16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?) as usize)
+    };
     let mut i = 2;
     while i + 4 <= b.len() {
         let len = i32::from_be_bytes(b[i..i + 4].try_into().unwrap());
@@ -1102,7 +1195,10 @@ fn scram_verifiers(text: &str) -> Vec<String> {
         .filter_map(|(i, m)| {
             let rest = &text[i + m.len()..];
             let (_, after_salt) = rest.split_once('$')?;
-            let keys: String = after_salt.chars().take_while(|c| b64(*c) || *c == ':').collect();
+            let keys: String = after_salt
+                .chars()
+                .take_while(|c| b64(*c) || *c == ':')
+                .collect();
             keys.contains(':').then_some(keys).filter(|k| k.len() > 40)
         })
         .collect()
@@ -1126,9 +1222,15 @@ fn private_keys(text: &str) -> Vec<String> {
 /// PgBouncer's users.txt (SCRAM verifiers), the TLS key, ticket caches and `secrets/`.
 fn may_hold_secrets(rel: &Path) -> bool {
     let s = rel.to_string_lossy();
-    let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     rel.components().any(|c| {
-        matches!(c.as_os_str().to_str(), Some("kdc-db" | "pgdata" | "secrets"))
+        matches!(
+            c.as_os_str().to_str(),
+            Some("kdc-db" | "pgdata" | "secrets")
+        )
     }) || name.ends_with(".keytab")
         || name.ends_with(".ccache")
         || name == "users.txt"
@@ -1189,12 +1291,18 @@ fn secrets(f: &Finished, run_dir: &Path, needles: &[Needle], kept: bool) -> Vec<
         } else if mode & 0o077 != 0 {
             out.push(Leak {
                 check: "secret",
-                what: format!("{} holds a secret ({kinds}) but is mode {mode:04o}, not 0600", rel.display()),
+                what: format!(
+                    "{} holds a secret ({kinds}) but is mode {mode:04o}, not 0600",
+                    rel.display()
+                ),
             });
         } else if !kept && (is_keytab || is_private_key) {
             out.push(Leak {
                 check: "secret",
-                what: format!("{} ({kinds}) left behind by a run without --keep", rel.display()),
+                what: format!(
+                    "{} ({kinds}) left behind by a run without --keep",
+                    rel.display()
+                ),
             });
         }
     }
@@ -1246,7 +1354,10 @@ mod tests {
             .collect();
         assert_eq!(times.len(), 4);
         assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
-        assert!(times[0] < 1.0 && times[3] > 3.0 && times[3] <= 3.8, "{times:?}");
+        assert!(
+            times[0] < 1.0 && times[3] > 3.0 && times[3] <= 3.8,
+            "{times:?}"
+        );
         assert_eq!(lines, vec![3, 9, 16, 20]);
         // Fewer bursts than line points: the rest are times.
         let p = choose_points(6, Duration::from_secs(4), &[7], 0);
@@ -1291,15 +1402,57 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert!(v[0].starts_with("U3RvcmVk") && v[0].contains(':') && !v[0].contains('"'));
         let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n";
-        assert_eq!(private_keys(pem), vec!["MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"]);
+        assert_eq!(
+            private_keys(pem),
+            vec!["MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"]
+        );
+    }
+
+    /// Needs a docker engine: `cargo test -p xtask -- --ignored docker`.
+    #[test]
+    #[ignore]
+    fn docker_resources_labelled_for_the_run_are_found() {
+        let id = format!("hygiene-test-{}", std::process::id());
+        let net = Command::new("docker")
+            .args([
+                "network",
+                "create",
+                "--label",
+                &format!("e2e-harness.run={id}"),
+                &id,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            net.status.success(),
+            "{}",
+            String::from_utf8_lossy(&net.stderr)
+        );
+        let found = docker(&Path::new("/runs").join(&id));
+        let _ = Command::new("docker").args(["network", "rm", &id]).output();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].what.starts_with("network "), "{:?}", found[0]);
+        assert!(docker(&Path::new("/runs").join(&id)).is_empty());
     }
 
     #[test]
     fn only_secret_files_may_hold_secrets() {
-        for p in ["s/pgbouncer/users.txt", "s/kdc/kdc-db/principal", "s/postgres/pgdata/global/1260", "s/pgbouncer/injected.keytab", "s/kdc/client.ccache"] {
+        for p in [
+            "s/pgbouncer/users.txt",
+            "s/kdc/kdc-db/principal",
+            "s/postgres/pgdata/global/1260",
+            "s/pgbouncer/injected.keytab",
+            "s/kdc/client.ccache",
+        ] {
             assert!(may_hold_secrets(Path::new(p)), "{p}");
         }
-        for p in ["junit.xml", "cucumber.json", "s/pgbouncer/pgbouncer.log", "s/postgres/postgres.log", "s/diagnosis.txt"] {
+        for p in [
+            "junit.xml",
+            "cucumber.json",
+            "s/pgbouncer/pgbouncer.log",
+            "s/postgres/postgres.log",
+            "s/diagnosis.txt",
+        ] {
             assert!(!may_hold_secrets(Path::new(p)), "{p}");
         }
     }
