@@ -16,6 +16,7 @@ pub mod http;
 pub mod kind;
 pub mod kube;
 pub mod logs;
+pub mod orphans;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod probe;

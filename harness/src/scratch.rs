@@ -5,10 +5,6 @@
 //!
 //! Names carry the runner's process id (`/tmp/harness-<what>-<pid>-XXXXXX`), so whoever finds
 //! one left behind can tell which run made it.
-//!
-//! The same goes for the System V shared memory segment every PostgreSQL postmaster keeps: it
-//! removes it when it shuts down, not when it is killed, so an interrupted run removes the
-//! segments its own processes created ([`descendants`], [`remove_shared_memory_of`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -59,63 +55,6 @@ pub fn remove_all() -> usize {
     dirs.len()
 }
 
-/// The process ids below this process (from /proc), to know whose resources are whose once
-/// they are killed.
-pub fn descendants() -> Vec<i32> {
-    let mut parent_of = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // Fields after the command name, which may hold spaces and parentheses.
-            let ppid = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse::<i32>().ok());
-            if let Some(ppid) = ppid {
-                parent_of.push((pid, ppid));
-            }
-        }
-    }
-    let mut out = vec![std::process::id() as i32];
-    let mut i = 0;
-    while i < out.len() {
-        let p = out[i];
-        out.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
-        i += 1;
-    }
-    out.remove(0);
-    out
-}
-
-/// Marks for removal every System V shared memory segment created by one of `pids`; returns
-/// how many.
-pub fn remove_shared_memory_of(pids: &[i32]) -> usize {
-    let Ok(text) = std::fs::read_to_string("/proc/sysvipc/shm") else {
-        return 0;
-    };
-    let mut n = 0;
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(id), Some(cpid)) = (
-            f.get(1).and_then(|s| s.parse::<i32>().ok()),
-            f.get(4).and_then(|s| s.parse::<i32>().ok()),
-        ) else {
-            continue;
-        };
-        if pids.contains(&cpid) {
-            // SAFETY: IPC_RMID takes no buffer; the segment goes once nobody is attached.
-            if unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } == 0 {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,17 +75,5 @@ mod tests {
         assert!(remove_all() >= 1);
         assert!(!b_path.exists());
         drop(b); // already gone: dropping must not panic
-    }
-
-    #[test]
-    fn a_child_is_a_descendant() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let found = descendants().contains(&(child.id() as i32));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(found);
     }
 }

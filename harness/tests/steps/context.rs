@@ -121,7 +121,7 @@ pub fn finish_run(ctx: &Ctx) {
 /// masked in the artifacts and deleted unless `--keep`) and remove the directories outside the
 /// run directory. Returns the number of process groups stopped.
 pub fn abandon_run(ctx: &Ctx) -> usize {
-    let ours = harness::scratch::descendants();
+    let ours = harness::orphans::descendants();
     let mut stopped = ctx.substrate.kill_all();
     harness::scratch::remove_all();
     if let Ok(entries) = std::fs::read_dir(&ctx.run.root) {
@@ -135,11 +135,13 @@ pub fn abandon_run(ctx: &Ctx) -> usize {
     // A scenario still bringing its environment up may have started a component meanwhile.
     let ours: Vec<i32> = ours
         .into_iter()
-        .chain(harness::scratch::descendants())
+        .chain(harness::orphans::descendants())
         .collect();
     stopped += ctx.substrate.kill_all();
+    // Tools the steps were running (they are not components, so kill_all does not know them).
+    harness::orphans::kill_descendants();
     harness::scratch::remove_all();
-    harness::scratch::remove_shared_memory_of(&ours);
+    harness::orphans::remove_shared_memory_of(&ours);
     stopped
 }
 
