@@ -949,7 +949,7 @@ fn leftovers(ctx: &Ctx, label: &str, run_dir: &Path) -> Vec<Leak> {
         drop(seen);
         out.extend(tmp_dirs(&ours, run_dir));
         out.extend(shared_memory(&ours));
-        out.extend(docker(run_dir));
+        out.extend(docker(run_dir, &ours));
         if out.is_empty() || Instant::now() > deadline {
             ctx.reported.lock().unwrap().extend(left);
             return out;
@@ -1029,23 +1029,27 @@ fn shared_memory(pids: &HashSet<i32>) -> Vec<Leak> {
         .collect()
 }
 
-/// Docker containers and networks labelled for the run (the docker tier labels them
-/// `e2e-harness.run=<run id>`), when a docker engine answers.
-fn docker(run_dir: &Path) -> Vec<Leak> {
-    let Some(id) = run_dir
+/// Docker containers and networks labelled for the run, when a docker engine answers: the
+/// docker tier labels them `e2e-harness.run=<run id>` and `e2e-harness.pid=<runner pid>`, so
+/// either the run directory's name or a pid of the run identifies them.
+fn docker(run_dir: &Path, pids: &HashSet<i32>) -> Vec<Leak> {
+    let id = run_dir
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
-    else {
-        return Vec::new();
-    };
-    let filter = format!("label=e2e-harness.run={id}");
+        .unwrap_or_default();
     let mut out = Vec::new();
     for (what, args) in [
-        ("container", vec!["ps", "-a", "-q", "--filter", &filter]),
-        ("network", vec!["network", "ls", "-q", "--filter", &filter]),
+        ("container", vec!["ps", "-a"]),
+        ("network", vec!["network", "ls"]),
     ] {
         let Ok(o) = Command::new("docker")
             .args(&args)
+            .args([
+                "--filter",
+                "label=e2e-harness.run",
+                "--format",
+                "{{.ID}} {{.Labels}}",
+            ])
             .stderr(Stdio::null())
             .output()
         else {
@@ -1054,11 +1058,24 @@ fn docker(run_dir: &Path) -> Vec<Leak> {
         if !o.status.success() {
             return out; // docker does not answer
         }
-        for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-            out.push(Leak {
-                check: "docker",
-                what: format!("{what} {id} labelled for the run left behind"),
-            });
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let (obj, labels) = line.split_once(' ').unwrap_or((line, ""));
+            let label = |k: &str| {
+                labels
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                    .map(str::to_string)
+            };
+            let by_run = label("e2e-harness.run").is_some_and(|r| r == id);
+            let by_pid = label("e2e-harness.pid")
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| pids.contains(&p));
+            if by_run || by_pid {
+                out.push(Leak {
+                    check: "docker",
+                    what: format!("{what} {obj} labelled for the run ({labels}) left behind"),
+                });
+            }
         }
     }
     out
@@ -1428,11 +1445,11 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&net.stderr)
         );
-        let found = docker(&Path::new("/runs").join(&id));
+        let found = docker(&Path::new("/runs").join(&id), &HashSet::new());
         let _ = Command::new("docker").args(["network", "rm", &id]).output();
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].what.starts_with("network "), "{:?}", found[0]);
-        assert!(docker(&Path::new("/runs").join(&id)).is_empty());
+        assert!(docker(&Path::new("/runs").join(&id), &HashSet::new()).is_empty());
     }
 
     #[test]
