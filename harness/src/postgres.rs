@@ -41,7 +41,7 @@ pub struct Cluster {
     server: Option<Box<dyn Running>>,
     /// What started the server, so a restart starts it the same way (port, data, keytab).
     server_spec: Spec,
-    _socket_tmp: tempfile::TempDir,
+    _socket_tmp: crate::scratch::Scratch,
 }
 
 impl Cluster {
@@ -55,9 +55,7 @@ impl Cluster {
         // Unix socket paths are limited to 107 bytes, too short for run directories: the socket
         // (the superuser's way in) lives in a private directory under /tmp, removed with the
         // cluster.
-        let socket_tmp = tempfile::Builder::new()
-            .prefix("harness-pg-")
-            .tempdir_in("/tmp")?;
+        let socket_tmp = crate::scratch::tempdir("pg")?;
         let socket_dir = socket_tmp.path().to_path_buf();
         crate::run::make_traversable(&socket_dir)?;
         give_to_service_user(&socket_dir)?;

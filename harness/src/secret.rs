@@ -10,6 +10,15 @@ use rand::RngExt;
 
 use crate::redact;
 
+/// The hygiene test's canary (`E2E_CANARY`, planted by the runner's entry point): when set,
+/// every generated secret starts with it, so one search finds a leak of any of them.
+static CANARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every secret generated from now on contain `canary`. Test-only; the first call wins.
+pub fn plant_canary(canary: &str) {
+    let _ = CANARY.set(canary.to_string());
+}
+
 /// A generated secret. `Debug`/`Display` never show the value.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -17,11 +26,16 @@ pub struct Secret(String);
 impl Secret {
     /// 24 random alphanumeric characters, registered with the redactor before anyone can log it.
     pub fn generate() -> Self {
-        let value: String = rand::rng()
+        let random: String = rand::rng()
             .sample_iter(rand::distr::Alphanumeric)
             .take(24)
             .map(char::from)
             .collect();
+        // Still 24 random characters after the canary: secrets stay distinct and unguessable.
+        let value = match CANARY.get() {
+            Some(c) => format!("{c}{random}"),
+            None => random,
+        };
         Self::adopt(value)
     }
 

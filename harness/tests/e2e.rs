@@ -39,7 +39,7 @@ async fn run() -> i32 {
     // Ctrl-C and the whole-run limit stop every component this run started, then exit.
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            let n = context::get().kill_all();
+            let n = context::abandon_run(context::get());
             eprintln!("\ne2e: interrupted; stopped {n} component(s) (process groups, containers, networks)");
             std::process::exit(130);
         }
@@ -47,7 +47,7 @@ async fn run() -> i32 {
     let limit = ctx.run_timeout;
     tokio::spawn(async move {
         tokio::time::sleep(limit).await;
-        let n = context::get().kill_all();
+        let n = context::abandon_run(context::get());
         eprintln!("\ne2e: the run exceeded its limit of {limit:?}; stopped {n} component(s) (process groups, containers, networks)");
         std::process::exit(124);
     });

@@ -66,6 +66,10 @@ pub struct E2eArgs {
     /// a rebuild when the tree changes under it).
     #[arg(long, hide = true)]
     pub runner: Option<PathBuf>,
+    /// Write into this run directory instead of a new one under target/e2e/ (what `hygiene`
+    /// passes, so it knows each run's directory and id even when the run is interrupted).
+    #[arg(long, hide = true)]
+    pub run_dir: Option<PathBuf>,
 }
 
 /// The `E2E_AIRFLOW_*` knobs, which have no flag: read from xtask's own environment and
@@ -76,6 +80,8 @@ const KNOB_VARS: &[&str] = &[
     "E2E_AIRFLOW_FORKSERVER",
     "E2E_AIRFLOW_TEMPLATE",
     "E2E_AIRFLOW_FAST_API",
+    // Test-only: `cargo xtask hygiene` plants it in every secret the run generates.
+    "E2E_CANARY",
 ];
 
 /// The flag that sets a variable, for error messages.
@@ -175,6 +181,7 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
     let settings = Settings {
         deployment,
         values,
+        run_dir: a.run_dir.clone(),
         ..settings
     };
     deps::ensure(ALL_NEEDS, settings.offline)?;
@@ -262,6 +269,12 @@ fn scenarios(settings: &Settings, runner: Option<&Path>) -> Result<i32> {
     // for it, so the summary line stays the last thing printed.
     ignore_interrupts();
     let status = child.wait().context("waiting for the scenario runner")?;
+    // Killed before its own handler was installed (or by another signal): say so, since the
+    // runner could not.
+    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        eprintln!("xtask: the scenario runner was stopped by signal {sig}");
+        return Ok(128 + sig);
+    }
     Ok(status.code().unwrap_or(130))
 }
 
@@ -303,7 +316,12 @@ pub fn test(offline: bool) -> Result<i32> {
             0
         }
     };
-    Ok(if local != 0 { local } else { docker })
+    // What runs leave behind, interrupted and side by side (about a minute).
+    let hygiene = crate::hygiene::run(&crate::hygiene::HygieneArgs {
+        points: crate::hygiene::DEFAULT_POINTS,
+        offline,
+    })?;
+    Ok(local.max(docker).max(hygiene))
 }
 
 pub fn bench(

@@ -7,6 +7,7 @@ mod chart_diff;
 mod deps;
 mod e2e;
 mod env;
+mod hygiene;
 mod images;
 mod kind;
 mod pgbouncer_check;
@@ -34,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the Gherkin scenarios end to end (the main job).
-    E2e(e2e::E2eArgs),
+    E2e(Box<e2e::E2eArgs>),
     /// Everything the project tests: unit tests, configuration fixtures and every scenario.
     Test {
         /// Never install anything; fail naming what is missing.
@@ -85,6 +86,9 @@ enum Cmd {
     Images(images::ImagesArgs),
     /// Run the flow N times in a row: pass/fail counts, failed steps and the spread of run times.
     Soak(soak::SoakArgs),
+    /// Runs interrupted by SIGINT at chosen points, two runs at once, and a canary planted in
+    /// every secret: exit 1 if a process, port, temp directory or secret leaks.
+    Hygiene(hygiene::HygieneArgs),
     /// What the machine lacks for the harness, and how to install it.
     Doctor {
         /// Install what is missing (apt-get, pip).
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
             relogin_only,
         } => e2e::bench(runs, out, offline, airflow.as_deref(), &tier, relogin_only),
         Cmd::Soak(args) => soak::run(&args),
+        Cmd::Hygiene(args) => hygiene::run(&args),
         Cmd::Images(args) => images::run(&args),
         Cmd::Doctor { fix } => deps::doctor(fix, false).map(|ok| if ok { 0 } else { 1 }),
         Cmd::Check => deps::ensure(&[deps::Need::Build], false).and_then(|_| cargo::check()),

@@ -69,6 +69,9 @@ pub struct Settings {
     /// The docker tier's PgBouncer image instead of the project's build (`--pgbouncer-image`,
     /// e.g. Astronomer's `ap-pgbouncer-krb`); unset, the one `cargo xtask images` built.
     pub pgbouncer_image: Option<String>,
+    /// Test-only (`cargo xtask hygiene`): a known value every generated secret contains, so a
+    /// leak of any of them anywhere can be found by searching for this one string.
+    pub canary: Option<String>,
 }
 
 /// Each scenario on containers where it runs there and a Docker engine answers, else locally.
@@ -102,6 +105,7 @@ impl Default for Settings {
             run_dir: None,
             kube_apiserver: None,
             pgbouncer_image: None,
+            canary: None,
         }
     }
 }
@@ -223,6 +227,19 @@ impl Settings {
         s.run_dir = text("E2E_RUN_DIR").map(PathBuf::from);
         s.kube_apiserver = text("E2E_KUBE_APISERVER").map(PathBuf::from);
         s.pgbouncer_image = text("E2E_PGBOUNCER_IMAGE");
+        if let Some(v) = text("E2E_CANARY") {
+            // Secrets end up in URLs, SQL literals and command lines: only letters and digits
+            // keep every one of them valid; 12 or more so a chance match is impossible.
+            let v = v.trim();
+            if v.len() < 12 || v.len() > 32 || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(bad(
+                    "E2E_CANARY",
+                    v,
+                    "use 12 to 32 ASCII letters and digits (unset: secrets are random only)",
+                ));
+            }
+            s.canary = Some(v.to_string());
+        }
         Ok(s)
     }
 
@@ -267,6 +284,7 @@ impl Settings {
             ("E2E_RUN_DIR", p(&self.run_dir)),
             ("E2E_KUBE_APISERVER", p(&self.kube_apiserver)),
             ("E2E_PGBOUNCER_IMAGE", self.pgbouncer_image.clone()),
+            ("E2E_CANARY", self.canary.clone()),
         ]
     }
 }
@@ -304,6 +322,7 @@ mod tests {
             airflow_template: false,
             airflow_fast_api: false,
             deployment: Some("/x/d.yaml".into()),
+            canary: Some("hygieneCanary42".into()),
             ..Settings::default()
         };
         let vars: HashMap<&str, String> = s
@@ -327,6 +346,8 @@ mod tests {
             ("E2E_REPLAY", "yes", "refuse, reproduce"),
             ("E2E_KEEP", "yes", "1 or true"),
             ("E2E_AIRFLOW_FORKSERVER", "off", "1 or true"),
+            ("E2E_CANARY", "short", "12 to 32 ASCII letters"),
+            ("E2E_CANARY", "has-a-dash-in-it", "12 to 32 ASCII letters"),
         ] {
             let e = parse(&[(var, value)]).unwrap_err();
             let text = e.to_string();

@@ -15,11 +15,9 @@ pub(super) async fn launch(
     python: &Path,
     env: &[(String, String)],
     nice: Option<u8>,
-) -> Result<(Box<dyn Running>, tempfile::TempDir, PathBuf)> {
+) -> Result<(Box<dyn Running>, crate::scratch::Scratch, PathBuf)> {
     // Unix socket paths are limited to 107 bytes, too short for run directories.
-    let tmp = tempfile::Builder::new()
-        .prefix("harness-airflow-")
-        .tempdir_in("/tmp")?;
+    let tmp = crate::scratch::tempdir("airflow")?;
     let socket = tmp.path().join("forkserver.sock");
     let mut spec = Spec::new("forkserver", python)
         .args(["-m", "harness_forkserver", "serve"])

@@ -128,7 +128,7 @@ pub struct Airflow {
     /// airflow/config/harness_forkserver.py).
     forkserver_socket: Option<PathBuf>,
     forkserver: Option<Box<dyn Running>>,
-    _forkserver_dir: Option<tempfile::TempDir>,
+    _forkserver_dir: Option<crate::scratch::Scratch>,
     components: Vec<Box<dyn Running>>,
     /// Airflow 2's admin user is created by a command running beside the components.
     create_admin: Option<Box<dyn Running>>,

@@ -81,7 +81,7 @@ struct PlaceState {
 
 impl Docker {
     /// Checks that an engine answers, sweeps what killed runs left, and reads the image tags.
-    pub fn connect(pgbouncer_image: Option<String>) -> Result<Docker> {
+    pub fn connect(pgbouncer_image: Option<String>, run_id: Option<&str>) -> Result<Docker> {
         let out = Command::new("docker")
             .args(["version", "--format", "{{.Server.Version}}"])
             .output()
@@ -98,11 +98,14 @@ impl Docker {
         if swept > 0 {
             eprintln!("e2e: removed {swept} container(s) and network(s) a killed run left");
         }
-        let run = format!(
-            "{}-{}",
-            std::process::id(),
-            hex::encode(rand::random::<[u8; 3]>())
-        );
+        let run = match run_id {
+            Some(id) => id.to_string(),
+            None => format!(
+                "{}-{}",
+                std::process::id(),
+                hex::encode(rand::random::<[u8; 3]>())
+            ),
+        };
         let d = Docker {
             run,
             pgbouncer_image,

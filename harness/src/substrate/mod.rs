@@ -52,11 +52,21 @@ impl fmt::Display for Tier {
 
 /// The substrate of a tier, with the run's settings (the docker tier's PgBouncer image).
 pub fn for_settings(settings: &harness_config::settings::Settings) -> Result<Arc<dyn Substrate>> {
+    for_run(settings, None)
+}
+
+/// [`for_settings`] for the run `run_id` (its run directory's name): the docker tier labels
+/// what it makes with it, so whoever reads the artifacts finds the run's containers.
+pub fn for_run(
+    settings: &harness_config::settings::Settings,
+    run_id: Option<&str>,
+) -> Result<Arc<dyn Substrate>> {
     let tier: Tier = settings.tier.parse()?;
     match tier {
         Tier::Local => Ok(Arc::new(local::Local)),
         Tier::Docker => Ok(Arc::new(docker::Docker::connect(
             settings.pgbouncer_image.clone(),
+            run_id,
         )?)),
         Tier::Kind => bail!(
             "the kind tier does not run scenarios through this runner: `cargo xtask e2e --tier kind` drives the cluster itself (README.md, \"The kind tier\")"

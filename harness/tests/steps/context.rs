@@ -37,6 +37,9 @@ pub fn get() -> &'static Ctx {
 pub fn init() -> Result<&'static Ctx> {
     // The runner is an edge: the one place that reads the process environment.
     let settings = Settings::from_vars(|k| std::env::var(k).ok())?;
+    if let Some(c) = &settings.canary {
+        harness::secret::plant_canary(c);
+    }
     let base = harness::run::workspace_root().join("target/e2e");
     let run = match &settings.run_dir {
         Some(d) => RunDir::open(d)?,
@@ -49,14 +52,17 @@ pub fn init() -> Result<&'static Ctx> {
                 ..settings.clone()
             };
             let mut v = Vec::new();
-            match harness::substrate::for_settings(&docker) {
+            match harness::substrate::for_run(&docker, Some(&run.id)) {
                 Ok(d) => v.push((Tier::Docker, d)),
                 Err(e) => eprintln!("e2e: every scenario runs on the local tier: {e:#}"),
             }
             v.push((Tier::Local, harness::substrate::for_tier(Tier::Local)?));
             v
         }
-        t => vec![(t.parse()?, harness::substrate::for_settings(&settings)?)],
+        t => vec![(
+            t.parse()?,
+            harness::substrate::for_run(&settings, Some(&run.id))?,
+        )],
     };
     // A replayed configuration: lint errors refuse the run unless E2E_REPLAY=reproduce asks to
     // run the breakage as written; E2E_VALUES supplies the injector's selectors.
@@ -154,6 +160,35 @@ impl Ctx {
 
 pub fn finish_run(ctx: &Ctx) {
     harness::redact::sweep(&ctx.run.root);
+}
+
+/// An interrupted run (Ctrl-C, the run's limit) exits without finishing its scenarios or running
+/// any Drop: stop every component, then do what each scenario's end would have done (secrets
+/// masked in the artifacts and deleted unless `--keep`) and remove the directories outside the
+/// run directory. Returns the number of process groups stopped.
+pub fn abandon_run(ctx: &Ctx) -> usize {
+    let ours = harness::orphans::descendants();
+    let mut stopped = ctx.kill_all();
+    harness::scratch::remove_all();
+    if let Ok(entries) = std::fs::read_dir(&ctx.run.root) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                harness::environment::scrub(&e.path(), ctx.keep);
+            }
+        }
+    }
+    harness::redact::sweep(&ctx.run.root);
+    // A scenario still bringing its environment up may have started a component meanwhile.
+    let ours: Vec<i32> = ours
+        .into_iter()
+        .chain(harness::orphans::descendants())
+        .collect();
+    stopped += ctx.kill_all();
+    // Tools the steps were running (they are not components, so kill_all does not know them).
+    harness::orphans::kill_descendants();
+    harness::scratch::remove_all();
+    harness::orphans::remove_shared_memory_of(&ours);
+    stopped
 }
 
 /// Which scenarios run: a cucumber tag expression and a scenario-name regex.
