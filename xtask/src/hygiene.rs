@@ -720,8 +720,10 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
 
     // 3. Two runs at once, each making its own run directory as a user's run does.
     eprintln!("hygiene: two runs at once ...");
-    let a1 = ctx.launch("concurrent-a", None, &[])?;
-    let b1 = ctx.launch("concurrent-b", None, &[])?;
+    // On the local tier, where the runs' own processes hold the ports (on docker the engine
+    // publishes them; the interrupted runs cover the docker tier's containers and networks).
+    let a1 = ctx.launch("concurrent-a", None, &["--tier", "local"])?;
+    let b1 = ctx.launch("concurrent-b", None, &["--tier", "local"])?;
     let fa = ctx.finish(a1)?;
     let fb = ctx.finish(b1)?;
     let mut pair_leaks = Vec::new();
