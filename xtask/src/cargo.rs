@@ -12,6 +12,24 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// This xtask binary, to run again as a child (soak, hygiene). `cargo xtask test` rebuilds
+/// xtask's own binary while it runs (its unit-test phase), and Linux then names the running one
+/// `<path> (deleted)`: the rebuilt binary at the plain path is the one to run.
+pub fn xtask_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    match text.strip_suffix(" (deleted)") {
+        Some(plain) if Path::new(plain).exists() => Ok(PathBuf::from(plain)),
+        _ => anyhow::bail!(
+            "the xtask binary {} is gone; run `cargo xtask` again",
+            exe.display()
+        ),
+    }
+}
+
 pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(root());

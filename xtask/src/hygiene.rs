@@ -541,7 +541,7 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let seed = seed();
     let ctx = Ctx {
-        exe: std::env::current_exe().context("locating the xtask binary")?,
+        exe: crate::cargo::xtask_exe().context("locating the xtask binary")?,
         runner,
         dir: dir.clone(),
         canary: format!("HygCanary{:012x}", seed & 0xffff_ffff_ffff),

@@ -59,7 +59,7 @@ pub fn run(a: &SoakArgs) -> Result<i32> {
         "harness",
         "e2e",
     )?;
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let exe = crate::cargo::xtask_exe().context("locating the xtask binary")?;
     let mut runs = Vec::with_capacity(a.runs);
     for i in 1..=a.runs {
         eprintln!("soak: run {i}/{} ...", a.runs);
