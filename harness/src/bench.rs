@@ -265,6 +265,17 @@ async fn full_flow(
     })
 }
 
+/// Prints the report and keeps it as the run's `bench.json` (and at `out` when given).
+fn publish(run: &RunDir, out: Option<&Path>, report: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    std::fs::write(run.root.join("bench.json"), &text)?;
+    if let Some(o) = out {
+        std::fs::write(o, &text)?;
+    }
+    println!("{text}");
+    Ok(())
+}
+
 /// The machine a figure was measured on: its cores and its load at the end.
 fn machine() -> serde_json::Value {
     serde_json::json!({
@@ -421,12 +432,7 @@ pub async fn run_relogin(substrate: Arc<dyn Substrate>, out: Option<&Path>) -> R
     crate::pgbouncer::ensure_built().await?;
     let mut report = relogin(substrate, &run.subdir("relogin")?, 5).await?;
     report["machine"] = machine();
-    let text = serde_json::to_string_pretty(&report)?;
-    std::fs::write(run.root.join("bench.json"), &text)?;
-    if let Some(o) = out {
-        std::fs::write(o, &text)?;
-    }
-    println!("{text}");
+    publish(&run, out, &report)?;
     Ok(())
 }
 
@@ -467,12 +473,7 @@ pub async fn run_docker(
         "samples": { "kerberos_stack_s": harness_s, "baseline_s": baseline_s },
         "machine": machine(),
     });
-    let text = serde_json::to_string_pretty(&report)?;
-    std::fs::write(run.root.join("bench.json"), &text)?;
-    if let Some(o) = out {
-        std::fs::write(o, &text)?;
-    }
-    println!("{text}");
+    publish(&run, out, &report)?;
     Ok(())
 }
 
@@ -565,12 +566,7 @@ pub async fn run(
         },
         "machine": machine(),
     });
-    let text = serde_json::to_string_pretty(&report)?;
-    std::fs::write(run.root.join("bench.json"), &text)?;
-    if let Some(o) = out {
-        std::fs::write(o, &text)?;
-    }
-    println!("{text}");
+    publish(&run, out, &report)?;
     eprintln!(
         "bench: kerberos_stack_s {k:.3} s (median of {runs}) vs baseline_s {b:.3} s: {:.2}x faster; target <= 1.5 s: {}",
         b / k,

@@ -30,6 +30,14 @@ pub fn xtask_exe() -> anyhow::Result<PathBuf> {
     }
 }
 
+/// A sortable directory name from the clock, without a date crate (soak and hygiene reports).
+pub fn stamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", now.as_secs(), std::process::id())
+}
+
 pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(root());

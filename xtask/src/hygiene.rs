@@ -536,7 +536,7 @@ pub fn run(a: &HygieneArgs) -> Result<i32> {
         "harness",
         "e2e",
     )?;
-    let stamp = stamp();
+    let stamp = crate::cargo::stamp();
     let dir = cargo::root().join("target/hygiene").join(&stamp);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let seed = seed();
@@ -1335,13 +1335,6 @@ fn seed() -> u64 {
         .unwrap_or_default();
     let h = sha2::Sha256::digest(format!("{}-{}", now.as_nanos(), std::process::id()));
     u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
-}
-
-fn stamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}-{}", now.as_secs(), std::process::id())
 }
 
 #[cfg(test)]

@@ -85,7 +85,9 @@ pub fn run(a: &SoakArgs) -> Result<i32> {
         }
     }
     let report = report(a, &runs);
-    let dir = cargo::root().join("target/soak").join(stamp());
+    let dir = cargo::root()
+        .join("target/soak")
+        .join(crate::cargo::stamp());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let text = serde_json::to_string_pretty(&report)?;
     std::fs::write(dir.join("soak.json"), &text)?;
@@ -252,14 +254,6 @@ fn human(r: &Value) -> String {
             _ => String::new(),
         }
     )
-}
-
-/// A sortable directory name from the clock, without a date crate.
-fn stamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}-{}", now.as_secs(), std::process::id())
 }
 
 #[cfg(test)]

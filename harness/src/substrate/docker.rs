@@ -406,7 +406,7 @@ impl Substrate for Docker {
             ports: spec.ports.iter().map(|p| (p.clone(), 0)).collect(),
             inner: Some(container),
             stop_grace: spec.stop_grace,
-            env: env_arc(self)?,
+            env: self.env()?.clone(),
         };
         if let Err(e) = super::await_ready(&mut c, &spec.readiness, spec.ready_timeout, from).await
         {
@@ -504,10 +504,6 @@ impl Substrate for Docker {
         }
         n
     }
-}
-
-fn env_arc(d: &Docker) -> Result<Arc<Env>> {
-    d.env().cloned()
 }
 
 /// A running component: a container of the environment.
