@@ -1,4 +1,4 @@
-@airflow @pgbouncer @postgres @kdc @local
+@airflow @pgbouncer @postgres @kdc @local @docker
 Feature: Airflow reaches a healthy UI through the Kerberized path
 
   Airflow's metadata connection and its Celery result backend log in to PgBouncer with the
@@ -45,5 +45,5 @@ Feature: Airflow reaches a healthy UI through the Kerberized path
     Then Airflow does not become healthy, and the harness says so within 60 seconds
     And the diagnosis says "password authentication failed"
     And the diagnosis says "does not match users.txt"
-    And the diagnosis says "{release}-metadata/{principal}@127.0.0.1"
+    And the diagnosis says "{release}-metadata/{principal}@"
     And the diagnosis points at the PgBouncer log line

@@ -280,6 +280,11 @@ impl Pgbouncer {
         self.running()?.endpoint("pgbouncer")
     }
 
+    /// Where the other components (Airflow) dial it.
+    pub fn peer_endpoint(&self) -> Result<Endpoint> {
+        self.running()?.peer_endpoint("pgbouncer")
+    }
+
     /// The ini it runs with, as placed.
     pub async fn ini(&self) -> Result<String> {
         let bytes = self

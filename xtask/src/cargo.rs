@@ -82,8 +82,11 @@ pub fn check() -> Result<i32> {
 }
 
 /// Builds one test target and returns its executable, from cargo's JSON messages (the file name
-/// carries a hash only cargo knows).
+/// carries a hash only cargo knows). A cold build takes minutes and cargo draws no progress bar
+/// when stderr is not a terminal (CI, a log file), so a line every 20 s says how far it is.
 pub fn test_binary(what: &str, package: &str, test: &str) -> Result<PathBuf> {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
     let args = [
         "test",
         "--quiet",
@@ -95,24 +98,63 @@ pub fn test_binary(what: &str, package: &str, test: &str) -> Result<PathBuf> {
         "--message-format=json-render-diagnostics",
     ];
     eprintln!("xtask: {what} (cargo {})", args.join(" "));
-    let out = cargo()
+    let mut child = cargo()
         .args(args)
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .output()
+        .spawn()
         .with_context(|| format!("could not run cargo for {what}"))?;
-    if !out.status.success() {
-        bail!("{what} failed (cargo {}: {})", args.join(" "), out.status);
+    let stdout = child.stdout.take().context("cargo's stdout")?;
+    // (crates built so far, the last one's name)
+    let progress = Arc::new(Mutex::new((0usize, String::new())));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = {
+        let (progress, done) = (progress.clone(), done.clone());
+        let total = crates_in_lock();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let mut next = 20;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let secs = started.elapsed().as_secs();
+                if secs >= next {
+                    next += 20;
+                    let (n, last) = progress.lock().map(|p| p.clone()).unwrap_or_default();
+                    let of = total.map(|t| format!(" of about {t}")).unwrap_or_default();
+                    eprintln!("xtask:   [{secs:>4} s] still compiling: {n}{of} crates built, last `{last}`");
+                }
+            }
+        })
+    };
+    let mut executable = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(m) = serde_json::from_str::<serde_json::Value>(&line?) else {
+            continue;
+        };
+        if m["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let Ok(mut p) = progress.lock() {
+            p.0 += 1;
+            p.1 = m["target"]["name"].as_str().unwrap_or_default().to_string();
+        }
+        if m["target"]["name"] == test && m["profile"]["test"] == true {
+            executable = m["executable"].as_str().map(PathBuf::from);
+        }
     }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| {
-            m["reason"] == "compiler-artifact"
-                && m["target"]["name"] == test
-                && m["profile"]["test"] == true
-        })
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .with_context(|| {
-            format!("cargo built no executable for test target `{test}` of `{package}`")
-        })
+    let status = child.wait()?;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = ticker.join();
+    if !status.success() {
+        bail!("{what} failed (cargo {}: {status})", args.join(" "));
+    }
+    executable.with_context(|| {
+        format!("cargo built no executable for test target `{test}` of `{package}`")
+    })
+}
+
+/// How many packages the lock file holds: about how many crates a cold build compiles.
+fn crates_in_lock() -> Option<usize> {
+    let text = std::fs::read_to_string(root().join("Cargo.lock")).ok()?;
+    Some(text.matches("[[package]]").count())
 }

@@ -199,7 +199,7 @@ fn choose_tier(settings: Settings) -> Result<Settings> {
         }
         "auto" => match crate::images::engine_answers() {
             Ok(()) => {
-                eprintln!("xtask: tier auto: a Docker engine answers, so every scenario tagged @docker runs on containers and the rest (Airflow, the KDC-stall faults, @apiserver) locally; --tier local or --tier docker picks one");
+                eprintln!("xtask: tier auto: a Docker engine answers, so every scenario tagged @docker runs on containers and the rest (the KDC-stall and day-two faults, @apiserver) locally; --tier local or --tier docker picks one");
                 docker_images(&settings)?;
                 Ok(settings)
             }
@@ -216,14 +216,14 @@ fn choose_tier(settings: Settings) -> Result<Settings> {
 }
 
 /// The docker tier's images, built where missing (a no-op when they are there): the KDC,
-/// PostgreSQL, the generic PgBouncer and, unless another image is given, the project's.
-fn docker_images(settings: &Settings) -> Result<()> {
+/// PostgreSQL, the generic PgBouncer, the broker and both Airflows and, unless another image is
+/// given, the project's PgBouncer.
+pub(crate) fn docker_images(settings: &Settings) -> Result<()> {
     // The generic PgBouncer is the "generic image" scenarios' subject.
-    let mut only = vec![
-        "kdc".to_string(),
-        "postgres".to_string(),
-        "pgbouncer-generic".to_string(),
-    ];
+    let mut only: Vec<String> = ["kdc", "postgres", "pgbouncer-generic", "redis"]
+        .map(String::from)
+        .to_vec();
+    only.extend(crate::images::airflow_images());
     if settings.pgbouncer_image.is_none() {
         only.push("pgbouncer".into());
     }

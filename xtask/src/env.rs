@@ -32,6 +32,10 @@ pub enum EnvCmd {
         /// report is all healthy; env status prints its URL, env shell has its admin password.
         #[arg(long, value_parser = ["2", "3"])]
         airflow: Option<String>,
+        /// Where it runs: processes on loopback, or containers with host names on a network
+        /// of their own (the docker tier's images, built where missing).
+        #[arg(long, default_value = "local", value_parser = ["local", "docker"])]
+        tier: String,
         #[arg(long)]
         offline: bool,
     },
@@ -87,6 +91,7 @@ pub fn run(cmd: EnvCmd) -> Result<i32> {
             values,
             reproduce,
             airflow,
+            tier,
             offline,
         } => up(
             &name,
@@ -96,6 +101,7 @@ pub fn run(cmd: EnvCmd) -> Result<i32> {
                 reproduce,
             },
             airflow.as_deref(),
+            &tier,
             offline,
         ),
         EnvCmd::Down { name } => down(&name),
@@ -111,7 +117,7 @@ struct Replay<'a> {
     reproduce: bool,
 }
 
-fn up(name: &str, replay: Replay, airflow: Option<&str>, offline: bool) -> Result<i32> {
+fn up(name: &str, replay: Replay, airflow: Option<&str>, tier: &str, offline: bool) -> Result<i32> {
     let Replay {
         deployment,
         values,
@@ -131,12 +137,18 @@ fn up(name: &str, replay: Replay, airflow: Option<&str>, offline: bool) -> Resul
     };
     let deployment = canonical("--deployment", deployment)?;
     let values = canonical("--values", values)?;
-    let knobs = crate::e2e::knob_settings(airflow, offline)?;
+    let knobs = harness_config::settings::Settings {
+        tier: tier.into(),
+        ..crate::e2e::knob_settings(airflow, offline)?
+    };
     let mut needs = vec![Need::Build, Need::PgbouncerBuild, Need::Run];
     if airflow.is_some() {
         needs.push(Need::Airflow);
     }
     deps::ensure(&needs, offline)?;
+    if tier == "docker" {
+        crate::e2e::docker_images(&knobs)?;
+    }
     cargo::run(
         "building the harness",
         &["build", "--quiet", "-p", "harness", "--bin", "harness"],

@@ -91,8 +91,15 @@ fn recipes(root: &Path) -> Result<Vec<Recipe>> {
             args: vec![],
             needs_ca: false,
         },
+        Recipe {
+            name: "redis".into(),
+            dockerfile: root.join("airflow/Dockerfile.redis"),
+            files: vec![],
+            args: vec![],
+            needs_ca: false,
+        },
     ];
-    for v in AIRFLOW_VERSIONS {
+    for (v, name) in AIRFLOW_VERSIONS.iter().zip(airflow_images()) {
         let mut files = vec![(
             root.join(format!("airflow/requirements-{v}.lock")),
             "requirements.lock".to_string(),
@@ -104,7 +111,7 @@ fn recipes(root: &Path) -> Result<Vec<Recipe>> {
             }
         }
         out.push(Recipe {
-            name: format!("airflow-{v}"),
+            name,
             dockerfile: root.join("airflow/Dockerfile"),
             files,
             args: vec![("AIRFLOW_VERSION".into(), v.to_string())],
@@ -112,6 +119,11 @@ fn recipes(root: &Path) -> Result<Vec<Recipe>> {
         });
     }
     Ok(out)
+}
+
+/// The Airflow images' names (`airflow-<version>`), one per lock file.
+pub fn airflow_images() -> impl Iterator<Item = String> {
+    AIRFLOW_VERSIONS.iter().map(|v| format!("airflow-{v}"))
 }
 
 fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -29,7 +29,7 @@ impl Redis {
             place.dir.display(),
             password.expose()
         );
-        let mut spec = Spec::new("redis", crate::tools::path("redis-server")?)
+        let mut spec = Spec::new("redis", substrate.program(&place, "redis-server")?)
             .arg(place.path_str("redis.conf")?)
             .file("redis.conf", text, 0o600)
             .port("redis", port)

@@ -13,6 +13,7 @@ use futures::StreamExt;
 
 use super::{Airflow, Version};
 use crate::component::{Readiness, RunAs, Spec};
+use crate::substrate::Substrate;
 
 pub struct UiCheck {
     pub screenshot: PathBuf,
@@ -31,8 +32,11 @@ fn landmarks(version: Version) -> &'static [&'static str] {
 }
 
 pub async fn check_ui(af: &Airflow, out_dir: &Path, limit: Duration) -> Result<UiCheck> {
-    let place = af.substrate.place("chromium", out_dir, RunAs::Invoker)?;
-    let port = af.substrate.listen_port(&place, "devtools", 9222)?;
+    // The browser is the user's, on this machine, whatever Airflow runs on: it opens the web
+    // server's endpoint as published to this machine, as a user's browser would.
+    let substrate = crate::substrate::local::Local;
+    let place = substrate.place("chromium", out_dir, RunAs::Invoker)?;
+    let port = substrate.listen_port(&place, "devtools", 9222)?;
     let profile = tempfile::Builder::new()
         .prefix("chromium-")
         .tempdir_in(out_dir)?;
@@ -60,7 +64,7 @@ pub async fn check_ui(af: &Airflow, out_dir: &Path, limit: Duration) -> Result<U
             Duration::from_secs(30),
         );
     spec.stop_grace = Duration::from_secs(2);
-    let mut chromium = af.substrate.start(&place, spec).await?;
+    let mut chromium = substrate.start(&place, spec).await?;
     let devtools = chromium.endpoint("devtools")?;
     let result = tokio::time::timeout(limit, drive(af, &devtools, out_dir)).await;
     chromium.stop().await;

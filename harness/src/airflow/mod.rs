@@ -25,7 +25,7 @@ use serde_json::json;
 use crate::component::{Readiness, Spec};
 use crate::environment::Environment;
 use crate::logs::tail;
-use crate::secret::{write_private, Secret};
+use crate::secret::Secret;
 use crate::substrate::{Place, Running, Substrate};
 
 use broker::Redis;
@@ -111,7 +111,12 @@ pub enum Schema {
 pub struct Airflow {
     pub version: Version,
     pub dir: PathBuf,
+    /// The web server as the harness (and its browser) reaches it.
     pub base_url: String,
+    /// The web server's component name (`api-server`, `webserver`).
+    web: &'static str,
+    /// The port it listens on in its place.
+    api_port: u16,
     pub admin_user: String,
     pub admin_password: Secret,
     pub schema: Schema,
@@ -179,15 +184,32 @@ impl Airflow {
         let pgbouncer_log = pgb.log();
         let pgbouncer_offset = pgb.log_cursor().0;
         let substrate = stack.substrate.clone();
-        let place = substrate.place("airflow", dir, crate::component::RunAs::Invoker)?;
-        let secrets = dir.join("secrets");
-        std::fs::create_dir_all(&secrets)?;
+        // A place per version: on docker its image is that version's (`airflow-<pin>`).
+        let place = substrate.place(
+            &format!("airflow-{}", version.pin()),
+            dir,
+            crate::component::RunAs::Invoker,
+        )?;
+        // Where the deployment's code is: in its image, or this checkout's (and a venv made
+        // from the same lock file).
+        let checkout = |rel: &str| -> Result<String> {
+            let p = substrate
+                .shipped(&place, rel)?
+                .unwrap_or_else(|| crate::run::workspace_root().join(rel));
+            venv::path_str(&p).map(str::to_string)
+        };
+        let shipped_venv = substrate.shipped(&place, "airflow/venv")?;
 
         let mut timings = Vec::new();
         let t = Instant::now();
         let redis_dir = dir.join("redis");
         let (venv, redis) = tokio::join!(
-            venv::ensure(version, opts.knobs.offline),
+            async {
+                match &shipped_venv {
+                    Some(v) => Ok(v.clone()),
+                    None => venv::ensure(version, opts.knobs.offline).await,
+                }
+            },
             Redis::start(substrate.as_ref(), &redis_dir)
         );
         let venv = venv?;
@@ -195,36 +217,55 @@ impl Airflow {
         timings.push(("venv_and_broker_s".to_string(), t.elapsed().as_secs_f64()));
 
         let port = substrate.listen_port(&place, "api", 8080)?;
-        let base_url = format!("http://{}:{port}", place.host);
+        let web = match version {
+            Version::Airflow3 => "api-server",
+            Version::Airflow2 => "webserver",
+        };
+        // As the other components dial the web server (the worker's task runner calls Airflow
+        // 3's execution API there); the harness and the browser use its published endpoint.
+        let peer_url = format!("http://{}:{port}", substrate.component_host(&place, web));
         let admin_user = "admin".to_string();
         let admin_password = Secret::generate();
-        let metadata = stack.metadata_target(
+        let mut metadata = stack.metadata_target(
             opts.metadata_password
                 .as_ref()
                 .map(Secret::expose)
                 .unwrap_or(stack.client_password.expose()),
         )?;
         // The result backend is a connection of its own: its user, password and database.
-        let rb = stack.result_backend_target(stack.client_password.expose())?;
-        let passwords_file = secrets.join("simple_auth_manager_passwords.json");
+        let mut rb = stack.result_backend_target(stack.client_password.expose())?;
+        // Airflow dials PgBouncer from its own place: the harness's endpoint is not Airflow's.
+        let pgbouncer_peer = pgb.peer_endpoint()?;
+        for t in [&mut metadata, &mut rb] {
+            t.host = pgbouncer_peer.host.clone();
+            t.port = pgbouncer_peer.port;
+        }
+        let passwords_rel = "secrets/simple_auth_manager_passwords.json";
         if version == Version::Airflow3 {
-            write_private(
-                &passwords_file,
-                json!({ &admin_user: admin_password.expose() })
-                    .to_string()
-                    .as_bytes(),
-            )?;
+            substrate
+                .put_file(
+                    &place,
+                    crate::component::File::new(
+                        passwords_rel,
+                        json!({ &admin_user: admin_password.expose() }).to_string(),
+                        0o600,
+                    ),
+                )
+                .await?;
         }
         let env = settings::environment(&settings::Inputs {
             version,
-            dir,
+            dir: &place.dir,
+            dags: &checkout("airflow/dags")?,
+            python_path: &checkout("airflow/config")?,
             metadata: &metadata,
             result_backend: &rb,
             broker_url: redis.url(),
             bind: &place.bind,
             api_port: port,
+            base_url: &peer_url,
             admin_user: &admin_user,
-            passwords_file: &passwords_file,
+            passwords_file: &place.path(passwords_rel),
             log_server_ports: (
                 substrate.listen_port(&place, "worker-logs", 8793)?,
                 substrate.listen_port(&place, "triggerer-logs", 8794)?,
@@ -233,7 +274,10 @@ impl Airflow {
         let mut af = Airflow {
             version,
             dir: dir.to_path_buf(),
-            base_url,
+            // Until the web server runs and its endpoint is known.
+            base_url: peer_url,
+            web,
+            api_port: port,
             admin_user,
             admin_password,
             schema: Schema::Migrated,
@@ -265,7 +309,10 @@ impl Airflow {
         // leaves idle, instead of being forked once that import is done. It is told not to check
         // the schema at start-up (the harness restores or migrates it right now); until the
         // tables exist its health report says "unhealthy", and the wait below polls on.
-        let forked = opts.knobs.forkserver;
+        // The fork server makes every component a child of one process on one host. Where
+        // Airflow comes in its image, each component is a container of its own instead, as
+        // the platform runs them.
+        let forked = opts.knobs.forkserver && shipped_venv.is_none();
         let early_api = version == Version::Airflow3 && forked;
         if early_api {
             let spec = af
@@ -412,6 +459,12 @@ impl Airflow {
                 .env("HARNESS_ADMIN_PASSWORD", af.admin_password.expose());
             af.create_admin = Some(af.substrate.start(&af.place, spec).await?);
         }
+        let web = af
+            .components
+            .iter()
+            .find(|p| p.name() == af.web)
+            .with_context(|| format!("internal: Airflow's {} was not started", af.web))?;
+        af.base_url = format!("http://{}", web.endpoint("api")?);
         Ok(af)
     }
 
@@ -441,6 +494,9 @@ impl Airflow {
             .args(args.iter().copied())
             .envs(&self.env)
             .ready_when(Readiness::None, Duration::from_secs(1));
+        if name == self.web {
+            spec = spec.port("api", self.api_port);
+        }
         spec.env_remove = NOT_INHERITED.iter().map(|s| s.to_string()).collect();
         spec.stop_grace = Duration::from_secs(5);
         spec

@@ -13,7 +13,12 @@ use super::{pg_url, Version};
 /// caller (ports, files); only the JWT and session secrets are generated here.
 pub(super) struct Inputs<'a> {
     pub version: Version,
+    /// The deployment's directory, as its components see it.
     pub dir: &'a Path,
+    /// The DAGs folder and airflow/config (the PgBouncer connect arguments, the fork server),
+    /// as the components see them.
+    pub dags: &'a str,
+    pub python_path: &'a str,
     /// Airflow's metadata connection (PgBouncer's `<release>-metadata` alias).
     pub metadata: &'a Target,
     /// Celery's result backend: a connection of its own, with its own user, password and
@@ -23,6 +28,8 @@ pub(super) struct Inputs<'a> {
     /// The address the web server binds.
     pub bind: &'a str,
     pub api_port: u16,
+    /// The web server as the other components dial it.
+    pub base_url: &'a str,
     pub admin_user: &'a str,
     /// Airflow 3's SimpleAuthManager passwords file (written by the caller, 0600).
     pub passwords_file: &'a Path,
@@ -32,27 +39,15 @@ pub(super) struct Inputs<'a> {
 }
 
 pub(super) fn environment(i: &Inputs) -> Vec<(String, String)> {
-    let base_url = format!("http://{}:{}", i.bind, i.api_port);
+    let base_url = i.base_url.to_string();
     let mut env: Vec<(String, String)> = vec![
         (
             "AIRFLOW_HOME".into(),
             i.dir.join("home").display().to_string(),
         ),
-        (
-            "AIRFLOW__CORE__DAGS_FOLDER".into(),
-            crate::run::workspace_root()
-                .join("airflow/dags")
-                .display()
-                .to_string(),
-        ),
+        ("AIRFLOW__CORE__DAGS_FOLDER".into(), i.dags.into()),
         // airflow/config: the PgBouncer connect arguments and the fork server.
-        (
-            "PYTHONPATH".into(),
-            crate::run::workspace_root()
-                .join("airflow/config")
-                .display()
-                .to_string(),
-        ),
+        ("PYTHONPATH".into(), i.python_path.into()),
         ("AIRFLOW__CORE__EXECUTOR".into(), "CeleryExecutor".into()),
         ("AIRFLOW__CORE__PARALLELISM".into(), "2".into()),
         ("AIRFLOW__CORE__LOAD_EXAMPLES".into(), "False".into()),
@@ -157,11 +152,14 @@ mod tests {
         environment(&Inputs {
             version,
             dir,
+            dags: "/code/dags",
+            python_path: "/code/config",
             metadata: &metadata(),
             result_backend: &result_backend(),
             broker_url: "redis://:s@broker.test:7000/0".into(),
             bind: "web.test",
             api_port: 8088,
+            base_url: "http://web.test:8088",
             admin_user: "admin",
             passwords_file: passwords,
             log_server_ports: (9001, 9002),

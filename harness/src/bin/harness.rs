@@ -104,8 +104,15 @@ fn main() {
                 } else {
                     harness::replay::Policy::Refuse
                 };
+                // Its containers carry the environment's name, so a sweep can tell whose they are.
+                let run_id = format!(
+                    "env-{}",
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                );
                 harness::envctl::serve(
-                    local(),
+                    harness::substrate::for_run(&settings, Some(&run_id))?,
                     &dir,
                     deployment
                         .as_deref()

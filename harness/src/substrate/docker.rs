@@ -45,6 +45,8 @@ const SAME_NETWORK: &str = "samenet";
 pub const POSTGRES_UID: u32 = 999;
 /// PgBouncer's uid, as the chart runs it (`runAsUser`).
 const PGBOUNCER_UID: u32 = harness_config::render::kube::PGBOUNCER_UID as u32;
+/// `nobody`: what the broker and Airflow's images run as.
+const NOBODY: u32 = 65534;
 
 /// What the docker tier knows of a component: the image it runs from, the uid that image runs
 /// it as, and where its place is mounted.
@@ -53,6 +55,28 @@ struct Role {
     image: String,
     uid: u32,
     dir: String,
+    /// What of the checkout the image carries (`airflow/Dockerfile` copies it): path in the
+    /// checkout -> path in the image.
+    shipped: &'static [(&'static str, &'static str)],
+    /// Whether the harness's own user is root inside (the daemons' images, whose tools and
+    /// PgBouncer's `-u nobody` start as root) or the image's user (the broker, Airflow).
+    invoker_is_root: bool,
+}
+
+/// Airflow's image (`airflow/Dockerfile`): the venv from the lock file, config/ and dags/.
+const AIRFLOW_SHIPPED: &[(&str, &str)] = &[
+    ("airflow/venv", "/opt/airflow/venv"),
+    ("airflow/config", "/opt/airflow/config"),
+    ("airflow/dags", "/opt/airflow/dags"),
+];
+
+/// A place's name without its version (`airflow-3.3.2` is Airflow's place): the component
+/// family its host name is made from.
+fn family(place: &str) -> &str {
+    match place.split_once('-') {
+        Some((f @ "airflow", _)) => f,
+        _ => place,
+    }
 }
 
 /// The docker substrate of a run (see the module comment). The run-level value only makes
@@ -76,7 +100,8 @@ struct Env {
 #[derive(Default, Clone)]
 struct PlaceState {
     shared: Vec<(PathBuf, String)>,
-    running: Option<String>,
+    /// Its running containers, oldest first (Airflow's place holds one per component).
+    running: Vec<String>,
 }
 
 impl Docker {
@@ -135,9 +160,22 @@ impl Docker {
     }
 
     fn role(&self, component: &str) -> Result<Role> {
+        let mut shipped: &'static [(&'static str, &'static str)] = &[];
+        let mut invoker_is_root = true;
         let (image, uid, dir) = match component {
             "kdc" => (self.image("kdc")?, 0, "/e2e/kdc"),
             "postgres" => (self.image("postgres")?, POSTGRES_UID, "/e2e/postgres"),
+            // The Celery broker, as the platform runs it: an image of its own.
+            "redis" => {
+                invoker_is_root = false;
+                (self.image("redis")?, NOBODY, "/e2e/redis")
+            }
+            // Airflow's image runs as nobody (`airflow/Dockerfile`), its place beside its home.
+            airflow if family(airflow) == "airflow" => {
+                shipped = AIRFLOW_SHIPPED;
+                invoker_is_root = false;
+                (self.image(airflow)?, NOBODY, "/opt/airflow/run")
+            }
             // Where the chart mounts PgBouncer's ini and users.txt.
             "pgbouncer" => (
                 match &self.pgbouncer_image {
@@ -148,23 +186,23 @@ impl Docker {
                 "/etc/pgbouncer",
             ),
             other => bail!(
-                "the docker tier has no image for the component `{other}` (it runs the KDC, PostgreSQL and PgBouncer; run it with --tier local)"
+                "the docker tier has no image for the component `{other}` (it runs the KDC, PostgreSQL, PgBouncer, the Celery broker and Airflow; run it with --tier local)"
             ),
         };
         Ok(Role {
             image,
             uid,
             dir: dir.into(),
+            shipped,
+            invoker_is_root,
         })
     }
 
     fn uid(&self, place: &Place, who: RunAs) -> Result<u32> {
-        Ok(match who {
-            RunAs::ServiceUser => self.role(&place.name)?.uid,
-            RunAs::Invoker => match place.owner {
-                RunAs::ServiceUser => self.role(&place.name)?.uid,
-                RunAs::Invoker => 0,
-            },
+        let role = self.role(&place.name)?;
+        Ok(match (who, place.owner) {
+            (RunAs::Invoker, RunAs::Invoker) if role.invoker_is_root => 0,
+            _ => role.uid,
         })
     }
 
@@ -221,6 +259,8 @@ impl Substrate for Docker {
             ("kdc".to_string(), names.component_host("kdc")),
             ("postgres".to_string(), names.db_host.clone()),
             ("pgbouncer".to_string(), names.component_host("pgbouncer")),
+            ("redis".to_string(), names.component_host("redis")),
+            ("airflow".to_string(), names.component_host("airflow")),
         ]);
         Ok(Arc::new(Docker {
             run: self.run.clone(),
@@ -247,7 +287,7 @@ impl Substrate for Docker {
             .lock()
             .expect("place registry")
             .values()
-            .filter_map(|p| p.running.clone())
+            .flat_map(|p| p.running.clone())
             .collect();
         if !names.is_empty() {
             let mut args = vec!["rm".to_string(), "-f".into()];
@@ -267,6 +307,23 @@ impl Substrate for Docker {
     fn program(&self, place: &Place, tool: &str) -> Result<PathBuf> {
         let _ = self.role(&place.name)?;
         tools::image_path(tool)
+    }
+
+    fn shipped(&self, place: &Place, rel: &str) -> Result<Option<PathBuf>> {
+        let role = self.role(&place.name)?;
+        Ok(role
+            .shipped
+            .iter()
+            .find(|(checkout, _)| *checkout == rel)
+            .map(|(_, inside)| PathBuf::from(inside)))
+    }
+
+    fn component_host(&self, place: &Place, component: &str) -> String {
+        if component == place.name || family(&place.name) == component {
+            place.host.clone()
+        } else {
+            dialable(&format!("{component}.{}", place.host))
+        }
     }
 
     fn share_dir(&self, place: &Place, dir: &Path) -> Result<String> {
@@ -290,10 +347,11 @@ impl Substrate for Docker {
         std::os::unix::fs::chown(artifacts, Some(role.uid), Some(role.uid)).with_context(|| {
             format!("could not hand {} to uid {}", artifacts.display(), role.uid)
         })?;
-        let host =
-            env.hosts.get(name).map(|h| dialable(h)).with_context(|| {
-                format!("internal: no host name for {name} in this environment")
-            })?;
+        let host = env
+            .hosts
+            .get(family(name))
+            .map(|h| dialable(h))
+            .with_context(|| format!("internal: no host name for {name} in this environment"))?;
         Ok(Place {
             name: name.into(),
             dir: PathBuf::from(role.dir),
@@ -335,7 +393,7 @@ impl Substrate for Docker {
         let mut req = img
             .with_cmd(spec.args.clone())
             .with_network(env.network.clone())
-            .with_hostname(place.host.clone())
+            .with_hostname(self.component_host(place, &spec.name))
             .with_container_name(container_name.clone())
             .with_user(self.uid(place, spec.run_as)?.to_string())
             .with_working_dir(match &spec.cwd {
@@ -343,7 +401,8 @@ impl Substrate for Docker {
                 None => place.dir_str()?,
             })
             .with_log_consumer(sink)
-            .with_startup_timeout(spec.ready_timeout)
+            // Creating and starting the container; readiness is awaited below, by its own signal.
+            .with_startup_timeout(spec.ready_timeout.max(Duration::from_secs(60)))
             .with_host_config_modifier(move |hc| {
                 // An init as PID 1: it forwards SIGTERM and reaps what the component forks.
                 hc.init = Some(true);
@@ -395,18 +454,20 @@ impl Substrate for Docker {
             .expect("place registry")
             .entry(place.name.clone())
             .or_default()
-            .running = Some(container_name.clone());
+            .running
+            .push(container_name.clone());
         let mut c = Container {
             name: spec.name.clone(),
             container_name,
             place_name: place.name.clone(),
-            peer_host: place.host.clone(),
+            peer_host: self.component_host(place, &spec.name),
             log,
             // Published ports are looked up once it is ready: a container that exited has none.
             ports: spec.ports.iter().map(|p| (p.clone(), 0)).collect(),
             inner: Some(container),
             stop_grace: spec.stop_grace,
             env: self.env()?.clone(),
+            last_state: None,
         };
         if let Err(e) = super::await_ready(&mut c, &spec.readiness, spec.ready_timeout, from).await
         {
@@ -428,7 +489,7 @@ impl Substrate for Docker {
             .lock()
             .expect("place registry")
             .get(&place.name)
-            .and_then(|p| p.running.clone());
+            .and_then(|p| p.running.first().cloned());
         let uid = self.uid(place, tool.run_as)?.to_string();
         let program = path_str(&tool.program)?;
         let mut args: Vec<String> = Vec::new();
@@ -517,7 +578,13 @@ struct Container {
     inner: Option<ContainerAsync<GenericImage>>,
     stop_grace: Duration,
     env: Arc<Env>,
+    /// The last answer of `docker inspect` and when: a health wait asks every component
+    /// ten times a second, and each ask is a process of its own.
+    last_state: Option<(std::time::Instant, bool)>,
 }
+
+/// How long a "running" answer stands (an exit is final and stands for ever).
+const STATE_FRESH: Duration = Duration::from_millis(300);
 
 impl Container {
     fn port(&self, name: &str) -> Result<&(NamedPort, u16)> {
@@ -558,9 +625,7 @@ impl Container {
             .expect("place registry")
             .get_mut(&self.place_name)
         {
-            if p.running.as_deref() == Some(&self.container_name) {
-                p.running = None;
-            }
+            p.running.retain(|c| c != &self.container_name);
         }
     }
 }
@@ -619,7 +684,17 @@ impl Running for Container {
     }
 
     fn is_running(&mut self) -> bool {
-        self.inner.is_some() && self.inspect("{{.State.Running}}").as_deref() == Some("true")
+        if self.inner.is_none() {
+            return false;
+        }
+        match self.last_state {
+            Some((_, false)) => return false,
+            Some((at, true)) if at.elapsed() < STATE_FRESH => return true,
+            _ => {}
+        }
+        let running = self.inspect("{{.State.Running}}").as_deref() == Some("true");
+        self.last_state = Some((std::time::Instant::now(), running));
+        running
     }
 
     fn remains(&self) -> bool {

@@ -78,6 +78,14 @@ impl Substrate for Local {
         tools::path(tool)
     }
 
+    fn shipped(&self, _place: &Place, _rel: &str) -> Result<Option<PathBuf>> {
+        Ok(None)
+    }
+
+    fn component_host(&self, place: &Place, _component: &str) -> String {
+        place.host.clone()
+    }
+
     fn share_dir(&self, _place: &Place, dir: &Path) -> Result<String> {
         dir.to_str()
             .map(str::to_string)

@@ -164,6 +164,18 @@ pub trait Substrate: Send + Sync {
     /// `place`: on this machine locally, inside the component's image on docker.
     fn program(&self, place: &Place, tool: &str) -> Result<PathBuf>;
 
+    /// Where a part of this checkout that the component's image carries is, as the component
+    /// sees it (`airflow/dags`, `airflow/config`, `airflow/venv`: the image was built from
+    /// them): None where the component runs from the checkout itself, and the caller uses (or
+    /// installs) the checkout's own.
+    fn shipped(&self, place: &Place, rel: &str) -> Result<Option<PathBuf>>;
+
+    /// The host name the component `component` of `place` is dialled at by the other
+    /// components: the place's own name for its main component (named like the place), and on a
+    /// substrate where each component is a host of its own, `<component>.<place host>` for the
+    /// others (Airflow's api-server, scheduler and worker in Airflow's place).
+    fn component_host(&self, place: &Place, component: &str) -> String;
+
     /// Makes a directory of the harness's visible to `place`'s component (a Unix socket
     /// directory the harness connects through) before it starts; returns the path the component
     /// sees it at.

@@ -224,14 +224,16 @@ impl World {
         if let Some(name) = &self.fault.reverse_name {
             text = text.replace("{postgres_reverse_name}", name);
         }
-        match self
-            .env
-            .as_ref()
-            .and_then(|e| e.peer_endpoint(Component::Postgres).ok())
-        {
-            Some(pg) => text.replace("{postgres_host}", &pg.host),
-            None => text,
+        // The names PgBouncer dials them at (loopback locally, their host names on docker).
+        for (placeholder, c) in [
+            ("{postgres_host}", Component::Postgres),
+            ("{kdc_host}", Component::Kdc),
+        ] {
+            if let Some(at) = self.env.as_ref().and_then(|e| e.peer_endpoint(c).ok()) {
+                text = text.replace(placeholder, &at.host);
+            }
         }
+        text
     }
 
     pub fn dir(&self) -> Result<&PathBuf> {
