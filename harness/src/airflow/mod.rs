@@ -300,7 +300,7 @@ impl Airflow {
         };
 
         let t = Instant::now();
-        let cached = template::path(version)?;
+        let cached = template::path(version, af.substrate.tier())?;
         let warm = opts.knobs.use_template && cached.exists();
         // Airflow 3's api-server is the longest start-up: importing Airflow, then building its
         // FastAPI app (about 5 s of CPU as shipped, under 2 s through harness_apiserver.py),

@@ -16,14 +16,17 @@ async fn run(tool: Exec) -> Result<()> {
     crate::tools::run(&tool, None).await.map(drop)
 }
 
-/// `target/airflow/template-<version>-<lock hash>.sql`: a changed lock means a new schema.
+/// `target/airflow/template-<version>-<lock hash>-r<recipe>-<tier>.sql`: a changed lock means a new schema.
 /// Bumped when what goes into a template changes (2: Airflow 2's FAB permissions synced), so
 /// older dumps in target/ are not restored.
 const RECIPE: u32 = 2;
 
-pub fn path(version: Version) -> Result<PathBuf> {
+/// Per tier too: each tier's PostgreSQL is another build (this machine's, the image's), and a
+/// dump of one need not restore into the other (the image's 15.20 dumps column options that
+/// this machine's 15.18 refuses).
+pub fn path(version: Version, tier: crate::substrate::Tier) -> Result<PathBuf> {
     Ok(cache_dir().join(format!(
-        "template-{}-{}-r{RECIPE}.sql",
+        "template-{}-{}-r{RECIPE}-{tier}.sql",
         version.pin(),
         lock_key(version)?
     )))
