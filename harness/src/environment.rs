@@ -139,7 +139,8 @@ impl Environment {
     pub fn peer_endpoint(&self, c: Component) -> Result<Endpoint> {
         match c {
             Component::Postgres => self.stack.pg.peer_endpoint(),
-            Component::Kdc | Component::Pgbouncer => {
+            Component::Kdc => Ok(self.stack.realm.peer_endpoint()),
+            Component::Pgbouncer => {
                 bail!("no component dials the {} in this environment", c.name())
             }
         }

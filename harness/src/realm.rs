@@ -231,12 +231,18 @@ impl Realm {
         .map_err(Into::into)
     }
 
-    /// krb5.conf for another component (the KDC as components dial it), to place beside it.
-    pub fn peer_krb5_conf(&self) -> Result<String> {
-        self.krb5_conf_for(&Endpoint {
+    /// The KDC as the other components dial it (also while it is stopped: it is where their
+    /// krb5.conf says it is).
+    pub fn peer_endpoint(&self) -> Endpoint {
+        Endpoint {
             host: self.place.host.clone(),
             port: self.kdc_port,
-        })
+        }
+    }
+
+    /// krb5.conf for another component (the KDC as components dial it), to place beside it.
+    pub fn peer_krb5_conf(&self) -> Result<String> {
+        self.krb5_conf_for(&self.peer_endpoint())
     }
 
     /// The environment every admin tool runs with inside the KDC's place: private profile and

@@ -11,6 +11,14 @@ pub enum Version {
 }
 
 impl Version {
+    /// `3` or `2`, as the naive scripts take it.
+    pub fn major(self) -> &'static str {
+        match self {
+            Version::Airflow3 => "3",
+            Version::Airflow2 => "2",
+        }
+    }
+
     pub fn pin(self) -> &'static str {
         match self {
             Version::Airflow3 => "3.3.2",

@@ -128,7 +128,8 @@ fn main() {
             } => harness::bench::run_relogin(local(), out.as_deref()).await,
             Cmd::Bench { runs, out, .. } if settings.tier == "docker" => {
                 let substrate = harness::substrate::for_settings(&settings)?;
-                harness::bench::run_docker(substrate, runs, out.as_deref()).await
+                let version = harness::airflow::Version::parse(&settings.airflow)?;
+                harness::bench::run_docker(substrate, runs, out.as_deref(), version, knobs).await
             }
             Cmd::Bench { runs, out, .. } => {
                 let version = harness::airflow::Version::parse(&settings.airflow)?;
