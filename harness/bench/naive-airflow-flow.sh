@@ -56,15 +56,6 @@ fi
 start scheduler "$AF" scheduler
 start triggerer "$AF" triggerer
 start celery-worker "$AF" celery worker --concurrency 1
-healthy() {
-  local body
-  body=$(curl -sf --max-time 3 "$URL" 2>/dev/null) || return 1
-  python3 -c '
-import json, sys
-h = json.load(sys.stdin)
-sys.exit(0 if all((h.get(k) or {}).get("status") == "healthy" for k in sys.argv[1:]) else 1)
-' $WANT <<<"$body"
-}
-for _ in $(seq 1800); do healthy && exit 0; sleep 0.1; done
-echo "naive Airflow flow: not healthy after 180 s; logs in $T" >&2
-exit 1
+# shellcheck source=await-airflow-healthy.sh
+source "$(dirname "${BASH_SOURCE[0]}")/await-airflow-healthy.sh"
+await_airflow_healthy "$URL" "$WANT" "naive Airflow flow (logs in $T)"

@@ -58,15 +58,6 @@ run web -p 127.0.0.1::8080 "$AIRFLOW_IMAGE" "${WEB[@]}"
 for c in "${OTHERS[@]}"; do run "$c" "$AIRFLOW_IMAGE" airflow "$c"; done
 run worker "$AIRFLOW_IMAGE" airflow celery worker --concurrency 1
 WEB_PORT=$(docker port "$N-web" 8080/tcp | head -1 | sed 's/.*://')
-healthy() {
-  local body
-  body=$(curl -sf --max-time 3 "http://127.0.0.1:$WEB_PORT$HEALTH" 2>/dev/null) || return 1
-  python3 -c '
-import json, sys
-h = json.load(sys.stdin)
-sys.exit(0 if all((h.get(k) or {}).get("status") == "healthy" for k in sys.argv[1:]) else 1)
-' $WANT <<<"$body"
-}
-for _ in $(seq 1800); do healthy && exit 0; sleep 0.1; done
-echo "naive docker Airflow flow: not healthy after 180 s; logs: docker logs $N-<component>" >&2
-exit 1
+# shellcheck source=await-airflow-healthy.sh
+source "$(dirname "${BASH_SOURCE[0]}")/await-airflow-healthy.sh"
+await_airflow_healthy "http://127.0.0.1:$WEB_PORT$HEALTH" "$WANT" "naive docker Airflow flow (logs: docker logs $N-<component>)"

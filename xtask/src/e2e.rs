@@ -344,8 +344,10 @@ pub fn bench(
         docker_images(&settings)?;
     }
     let runs_s = runs.to_string();
+    // Not --quiet: on a cold target cargo's `Compiling` lines are the progress of a build that
+    // takes minutes.
     let mut args = vec![
-        "run", "--quiet", "-p", "harness", "--bin", "harness", "--", "bench", "--runs", &runs_s,
+        "run", "-p", "harness", "--bin", "harness", "--", "bench", "--runs", &runs_s,
     ];
     if relogin_only {
         args.push("--relogin-only");

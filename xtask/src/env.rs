@@ -151,7 +151,8 @@ fn up(name: &str, replay: Replay, airflow: Option<&str>, tier: &str, offline: bo
     }
     cargo::run(
         "building the harness",
-        &["build", "--quiet", "-p", "harness", "--bin", "harness"],
+        // Not --quiet: cargo's `Compiling` lines are the progress of a cold build.
+        &["build", "-p", "harness", "--bin", "harness"],
     )?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
