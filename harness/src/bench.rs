@@ -485,9 +485,8 @@ pub async fn run_docker(
             warm_knobs.clone(),
         )
         .await?;
-        let n =
-            docker_baseline_once(&run.subdir(&format!("airflow-naive-{i}"))?, Some(version))
-                .await?;
+        let n = docker_baseline_once(&run.subdir(&format!("airflow-naive-{i}"))?, Some(version))
+            .await?;
         eprintln!(
             "bench: Airflow {} on docker, run {}/{}: harness {:.3} s, naive docker run {:.3} s",
             version.pin(),

@@ -13,7 +13,6 @@ use futures::StreamExt;
 
 use super::{Airflow, Version};
 use crate::component::{Readiness, RunAs, Spec};
-use crate::substrate::Substrate;
 
 pub struct UiCheck {
     pub screenshot: PathBuf,
@@ -34,7 +33,7 @@ fn landmarks(version: Version) -> &'static [&'static str] {
 pub async fn check_ui(af: &Airflow, out_dir: &Path, limit: Duration) -> Result<UiCheck> {
     // The browser is the user's, on this machine, whatever Airflow runs on: it opens the web
     // server's endpoint as published to this machine, as a user's browser would.
-    let substrate = crate::substrate::local::Local;
+    let substrate = crate::substrate::for_tier(crate::substrate::Tier::Local)?;
     let place = substrate.place("chromium", out_dir, RunAs::Invoker)?;
     let port = substrate.listen_port(&place, "devtools", 9222)?;
     let profile = tempfile::Builder::new()

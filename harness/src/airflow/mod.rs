@@ -217,10 +217,7 @@ impl Airflow {
         timings.push(("venv_and_broker_s".to_string(), t.elapsed().as_secs_f64()));
 
         let port = substrate.listen_port(&place, "api", 8080)?;
-        let web = match version {
-            Version::Airflow3 => "api-server",
-            Version::Airflow2 => "webserver",
-        };
+        let web = version.web_component();
         // As the other components dial the web server (the worker's task runner calls Airflow
         // 3's execution API there); the harness and the browser use its published endpoint.
         let peer_url = format!("http://{}:{port}", substrate.component_host(&place, web));

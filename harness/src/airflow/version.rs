@@ -11,6 +11,14 @@ pub enum Version {
 }
 
 impl Version {
+    /// The component that serves the UI and the health report (`api-server`, `webserver`).
+    pub fn web_component(self) -> &'static str {
+        match self {
+            Version::Airflow3 => "api-server",
+            Version::Airflow2 => "webserver",
+        }
+    }
+
     /// `3` or `2`, as the naive scripts take it.
     pub fn major(self) -> &'static str {
         match self {
