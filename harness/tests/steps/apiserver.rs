@@ -451,7 +451,12 @@ fn rendered(w: &World, c: &Cluster) -> Result<Vec<Value>> {
             "kerberos-webhook.kerberos-webhook.svc.cluster.local",
         ],
     )?;
-    let mut all = manifests::webhook_objects(&hook.config, &cert.cert_pem, &cert.key_pem);
+    let mut all = manifests::webhook_objects(
+        &hook.config,
+        &cert.cert_pem,
+        &cert.key_pem,
+        manifests::WEBHOOK_IMAGE,
+    );
     // Registered under another name: the URL registration of this scenario stays in force.
     let mut mwc =
         manifests::mutating_webhook_configuration(&hook.config, &c.pki.ca_pem, &Target::Service);
