@@ -137,9 +137,9 @@ pub struct Plan {
 }
 
 /// The images the project builds for this tier with `cargo xtask images`: the customer's KDC and
-/// database, and PgBouncer's (the docker substrate they run on checks for it at connect). (The
-/// reference webhook has no image recipe yet; see the README.)
-pub const PROJECT_IMAGES: &[&str] = &["kdc", "postgres", "pgbouncer"];
+/// database, PgBouncer's (the docker substrate they run on checks for it at connect), and the
+/// reference webhook, loaded into the node.
+pub const PROJECT_IMAGES: &[&str] = &["kdc", "postgres", "pgbouncer", "webhook"];
 
 /// The tag `cargo xtask images` gave one of the project's images (`target/images/manifest.json`),
 /// or None when it has not been built on this machine.
