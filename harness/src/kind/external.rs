@@ -213,7 +213,9 @@ mod tests {
         }
         .await;
         let swept = remove_all(&name).unwrap_or(0);
-        let _ = Command::new("docker").args(["network", "rm", &net]).status();
+        let _ = Command::new("docker")
+            .args(["network", "rm", &net])
+            .status();
         let out = result.unwrap();
         let text = format!(
             "{}{}",

@@ -260,6 +260,7 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
     // The injector, before any PgBouncer pod exists: a pod created before its webhook is
     // registered is never mutated. Its certificate and the ingress's come from the run's CA.
     let pki = Pki::create(&o.pki_dir())?;
+    files.push(pki.ca_file());
     let cfg = manifests::webhook_config(&selectors);
     let injector = w("injector.yaml");
     injector::write_objects(
