@@ -73,3 +73,12 @@ Feature: The reference webhook injects Kerberos credentials through a real Kuber
     When every manifest the harness renders is applied server-side
     Then the API server accepts all 19 of them
     And a Deployment with the misspelt field "securityContxt" is refused naming it
+
+  Scenario: Every object the kind tier's plan applies before the platform is accepted by the API server
+    Given the deployment file "fixtures/deployments/kerberos.yaml"
+    And the Kerberos reference environment
+    When the kind tier's plan is made for the deployment
+    And every object the kind tier's plan applies is applied server-side
+    Then the API server accepts all 16 of them
+    And the kind plan's keytab Secrets hold the keytabs the realm exported
+    And the kind plan's Deployment with the misspelt field "securityContxt" is refused naming it

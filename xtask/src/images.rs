@@ -37,8 +37,8 @@ pub struct ImagesArgs {
     /// name already on the engine. Also E2E_BASE_IMAGE.
     #[arg(long, env = "E2E_BASE_IMAGE", default_value = "debootstrap")]
     pub base: String,
-    /// Build only these images (kdc, postgres, pgbouncer, pgbouncer-generic, airflow-3.3.2,
-    /// airflow-2.11.2);
+    /// Build only these images (kdc, postgres, pgbouncer, webhook, pgbouncer-generic,
+    /// airflow-3.3.2, airflow-2.11.2);
     /// repeatable. Default: all.
     #[arg(long)]
     pub only: Vec<String>,
@@ -81,6 +81,17 @@ fn recipes(root: &Path) -> Result<Vec<Recipe>> {
                 .iter()
                 .map(|f| (root.join("pgbouncer").join(f), f.to_string()))
                 .collect(),
+            args: vec![],
+            needs_ca: false,
+        },
+        // The kind tier's webhook: the binary cargo built here (see `ensure`), on the base.
+        Recipe {
+            name: "webhook".into(),
+            dockerfile: root.join("kind/webhook/Dockerfile"),
+            files: vec![(
+                root.join("target/debug/kerberos-webhook"),
+                "kerberos-webhook".into(),
+            )],
             args: vec![],
             needs_ca: false,
         },
@@ -153,6 +164,19 @@ pub fn ensure(a: &ImagesArgs) -> Result<BTreeMap<String, String>> {
             let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
             bail!("--only {o}: no such image; use one of {}", names.join(", "));
         }
+    }
+    if a.only.is_empty() || a.only.iter().any(|o| o == "webhook") {
+        cargo::run(
+            "building the webhook for its image",
+            &[
+                "build",
+                "--quiet",
+                "-p",
+                "kerberos-webhook",
+                "--bin",
+                "kerberos-webhook",
+            ],
+        )?;
     }
     let base = ensure_base(a)?;
     let base_id = image_id(&base)?.context("the base image vanished after it was made")?;

@@ -38,6 +38,8 @@ const STEP_LIMIT: Duration = Duration::from_secs(20 * 60);
 /// What the Houston steps learn and hand on.
 #[derive(Default)]
 struct Session {
+    /// The KDC and PostgreSQL, up from the external step until the teardown.
+    external: Option<super::external::External>,
     token: Option<String>,
     workspace: Option<String>,
     cluster: Option<String>,
@@ -68,12 +70,21 @@ pub async fn run(o: &Options, plan: &Plan) -> Result<()> {
     }
     for step in teardown {
         eprintln!("kind: [teardown] {}", step.title);
-        if let Action::Run(a) = &step.action {
-            if let Err(e) = command(a, None, &evidence) {
-                eprintln!("kind: teardown: {e:#}");
+        let done = match &step.action {
+            Action::Run(a) => command(a, None, &evidence),
+            Action::RemoveExternal { run } => {
+                if let Some(mut e) = session.external.take() {
+                    e.down().await;
+                }
+                super::external::remove_all(run).map(drop)
             }
+            _ => Ok(()),
+        };
+        if let Err(e) = done {
+            eprintln!("kind: teardown: {e:#}");
         }
     }
+    super::external::scrub(o);
     result
 }
 
@@ -97,7 +108,15 @@ async fn one(o: &Options, step: &Step, s: &mut Session, evidence: &Path) -> Resu
     match &step.action {
         Action::Run(argv) => command(argv, None, evidence),
         Action::Feed { argv, stdin } => command(argv, Some(stdin), evidence),
-        Action::Apply(files) => apply(&client(o).await?, files).await,
+        Action::Apply(_) | Action::Credentials { .. } => {
+            let objects = step.objects()?.unwrap_or_default();
+            apply_objects(&client(o).await?, &step.title, &objects).await
+        }
+        Action::External { network, creds, .. } => {
+            s.external = Some(super::external::External::up(o, creds, network).await?);
+            Ok(())
+        }
+        Action::RemoveExternal { .. } => Ok(()),
         Action::Pods(w) => pods(&client(o).await?, w).await,
         Action::Job { namespace, name } => job(&client(o).await?, namespace, name).await,
         Action::Https { url, expect } => https(o, url, expect).await,
@@ -138,55 +157,44 @@ fn command(argv: &[String], stdin: Option<&Path>, evidence: &Path) -> Result<()>
     Ok(())
 }
 
-/// Server-side apply of every document in the files, each with the API resource the server
-/// says its kind is (so a kind this server does not serve is named, not guessed).
-async fn apply(client: &Client, files: &[PathBuf]) -> Result<()> {
+/// Server-side apply of objects, each with the API resource the server says its kind is (so a
+/// kind this server does not serve is named, not guessed). `source` names where they came from.
+async fn apply_objects(client: &Client, source: &str, objects: &[Value]) -> Result<()> {
     let discovery = Discovery::new(client.clone()).run().await?;
     let pp = PatchParams::apply("astro-e2e").force();
-    for file in files {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value = serde_yaml::Value::deserialize(doc)?;
-            if value.is_null() {
-                continue;
-            }
-            let obj: DynamicObject = serde_yaml::from_value(value)
-                .with_context(|| format!("{}: not a Kubernetes object", file.display()))?;
-            let tm = obj.types.clone().with_context(|| {
-                format!("{}: an object without apiVersion/kind", file.display())
-            })?;
-            let gvk = kube::api::GroupVersionKind::try_from(&tm)?;
-            let (ar, caps) = discovery.resolve_gvk(&gvk).with_context(|| {
-                format!(
-                    "{}: the server does not serve {} {}",
-                    file.display(),
-                    tm.api_version,
-                    tm.kind
-                )
-            })?;
-            let name = obj
-                .metadata
-                .name
-                .clone()
-                .context("an object without a name")?;
-            let api: Api<DynamicObject> = match caps.scope {
-                Scope::Cluster => Api::all_with(client.clone(), &ar),
-                Scope::Namespaced => Api::namespaced_with(
-                    client.clone(),
-                    obj.metadata.namespace.as_deref().unwrap_or("default"),
-                    &ar,
-                ),
-            };
-            api.patch(&name, &pp, &Patch::Apply(&obj))
-                .await
-                .with_context(|| format!("{}: applying {} {name}", file.display(), tm.kind))?;
-        }
+    for value in objects {
+        let obj: DynamicObject = serde_json::from_value(value.clone())
+            .with_context(|| format!("{source}: not a Kubernetes object"))?;
+        let tm = obj
+            .types
+            .clone()
+            .with_context(|| format!("{source}: an object without apiVersion/kind"))?;
+        let gvk = kube::api::GroupVersionKind::try_from(&tm)?;
+        let (ar, caps) = discovery.resolve_gvk(&gvk).with_context(|| {
+            format!(
+                "{source}: the server does not serve {} {}",
+                tm.api_version, tm.kind
+            )
+        })?;
+        let name = obj
+            .metadata
+            .name
+            .clone()
+            .context("an object without a name")?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Cluster => Api::all_with(client.clone(), &ar),
+            Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                obj.metadata.namespace.as_deref().unwrap_or("default"),
+                &ar,
+            ),
+        };
+        api.patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .with_context(|| format!("{source}: applying {} {name}", tm.kind))?;
     }
     Ok(())
 }
-
-use serde::Deserialize as _;
 
 /// Why a pod will not become ready by waiting, if it will not.
 pub fn terminal_state(pod: &Pod) -> Option<String> {
@@ -301,10 +309,11 @@ async fn job(client: &Client, namespace: &str, name: &str) -> Result<()> {
 /// run's CA only.
 fn ingress_client(o: &Options) -> Result<reqwest::Client> {
     let mut b = crate::http::builder().timeout(Duration::from_secs(30));
-    let ca = o.work.join("ca.crt");
-    if ca.is_file() {
-        b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca)?)?);
-    }
+    // The ingress serves the run's certificate (the plan's astronomer-tls): trust that CA.
+    let ca = o.pki_dir().join("ca.crt");
+    let pem = std::fs::read(&ca)
+        .with_context(|| format!("{}: the run's CA (the plan writes it)", ca.display()))?;
+    b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
     let lo = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, o.https_port));
     for host in ["houston", "deployments", "app"] {
         b = b.resolve(&format!("{host}.{}", o.base_domain), lo);

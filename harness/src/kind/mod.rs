@@ -9,7 +9,9 @@
 //! out on a machine that has everything, collecting the failure evidence as it goes.
 
 pub mod execute;
+pub mod external;
 pub mod houston;
+pub mod injector;
 pub mod plan;
 pub mod preflight;
 
@@ -71,6 +73,10 @@ impl Options {
     }
     pub fn platform_release(&self) -> &'static str {
         "astronomer"
+    }
+    /// The run's CA and the certificates it signs (webhook, ingress); keys 0600.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.work.join("pki")
     }
     pub fn houston_url(&self) -> String {
         format!(

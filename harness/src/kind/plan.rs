@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use harness_config::Deployment;
 
+use super::injector::{self, Credential};
 use super::{houston, Options, Platform};
+use crate::kube::manifests;
+use crate::kube::pki::Pki;
+use crate::kube::pods;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -17,6 +21,7 @@ pub enum Phase {
     External,
     Images,
     Injector,
+    Tls,
     Platform,
     Deployment,
     Teardown,
@@ -29,6 +34,7 @@ impl fmt::Display for Phase {
             Phase::External => "external KDC and database",
             Phase::Images => "images",
             Phase::Injector => "credential injector",
+            Phase::Tls => "ingress TLS",
             Phase::Platform => "platform",
             Phase::Deployment => "deployment",
             Phase::Teardown => "teardown",
@@ -55,6 +61,24 @@ pub enum Action {
     Feed { argv: Vec<String>, stdin: PathBuf },
     /// Server-side apply of every object in these files (kube-rs).
     Apply(Vec<PathBuf>),
+    /// The krb5.conf ConfigMap and keytab Secret of each namespace, rendered at this step from
+    /// the realm's krb5.conf and the keytabs the KDC exported (they do not exist when the plan
+    /// is made), written to `file` (0600) and applied server-side.
+    Credentials {
+        krb5_conf: PathBuf,
+        creds: Vec<Credential>,
+        file: PathBuf,
+    },
+    /// The customer's KDC and PostgreSQL (`external.rs`): the realm with its principals and
+    /// keytabs, the database, krb5.conf and the keytabs handed to the credentials step, both
+    /// containers joined to `network`. `lines` say what it does, for the printed plan.
+    External {
+        network: String,
+        creds: Vec<Credential>,
+        lines: Vec<String>,
+    },
+    /// Everything the external step made: stopped, and whatever carries the run's label removed.
+    RemoveExternal { run: String },
     /// Pods of a selector Ready (kube-rs), failing early on a terminal state.
     Pods(PodWait),
     /// A job of this name in the namespace completed.
@@ -72,6 +96,39 @@ pub struct Step {
     pub action: Action,
 }
 
+impl Step {
+    /// The objects this step applies, in order, or None when it applies none. A credentials
+    /// step renders its objects now, from what the realm step left, and writes them 0600: the
+    /// executor and the API server tier's scenario both apply exactly this.
+    pub fn objects(&self) -> Result<Option<Vec<serde_json::Value>>> {
+        match &self.action {
+            Action::Apply(files) => {
+                let mut all = Vec::new();
+                for f in files {
+                    all.extend(injector::read_objects(f)?);
+                }
+                Ok(Some(all))
+            }
+            Action::Credentials {
+                krb5_conf,
+                creds,
+                file,
+            } => {
+                let conf = std::fs::read_to_string(krb5_conf).with_context(|| {
+                    format!(
+                        "{} is missing: the realm step writes it",
+                        krb5_conf.display()
+                    )
+                })?;
+                let objects = injector::credentials(&conf, creds)?;
+                injector::write_objects(file, &objects)?;
+                Ok(Some(objects))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub steps: Vec<Step>,
@@ -80,8 +137,9 @@ pub struct Plan {
 }
 
 /// The images the project builds for this tier with `cargo xtask images`: the customer's KDC and
-/// database. (The reference webhook has no image recipe yet; see the README.)
-pub const PROJECT_IMAGES: &[&str] = &["kdc", "postgres"];
+/// database, PgBouncer's (the docker substrate they run on checks for it at connect), and the
+/// reference webhook, loaded into the node.
+pub const PROJECT_IMAGES: &[&str] = &["kdc", "postgres", "pgbouncer", "webhook"];
 
 /// The tag `cargo xtask images` gave one of the project's images (`target/images/manifest.json`),
 /// or None when it has not been built on this machine.
@@ -106,6 +164,17 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
     std::fs::create_dir_all(&o.work).with_context(|| format!("creating {}", o.work.display()))?;
     let deployment =
         harness_config::load_deployment(&o.deployment).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let values = harness_config::load_values(&o.values).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let selectors = values
+        .selectors()
+        .filter(|s| !s.is_empty())
+        .with_context(|| {
+            format!(
+                "{}: no `harness.injector.selectors`: the webhook would select no PgBouncer pod; list the labels it must match",
+                o.values.display()
+            )
+        })?
+        .to_vec();
     let mut files = Vec::new();
     let mut steps = Vec::new();
     let mut step = |phase, title: String, action| {
@@ -159,48 +228,14 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
 
     // The customer's "external" KDC and database, on kind's Docker network so pods reach them
     // by host name, exactly as a customer's pods reach theirs.
-    for (component, host) in [("kdc", "kdc.example.test"), ("postgres", "db.example.test")] {
-        step(
-            Phase::External,
-            format!("start the {component} container as {host} on kind's network"),
-            Action::Run(argv(&[
-                "docker",
-                "run",
-                "--detach",
-                "--name",
-                &format!("{name}-{component}"),
-                "--hostname",
-                host,
-                "--network",
-                "kind",
-                "--label",
-                &format!("astro-e2e.run={name}"),
-                &project_image(component),
-            ])),
-        );
-    }
-    let sql = w("database.sql");
-    std::fs::write(&sql, database_sql(&deployment))?;
-    files.push(sql.clone());
+    let creds = credentials(o, &values, &deployment)?;
     step(
         Phase::External,
-        "create the Kerberos role and the Airflow databases, as the documentation's step does"
-            .into(),
-        Action::Feed {
-            argv: argv(&[
-                "docker",
-                "exec",
-                "-i",
-                &format!("{name}-postgres"),
-                "psql",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-U",
-                "postgres",
-                "-f",
-                "-",
-            ]),
-            stdin: sql.clone(),
+        "the customer's KDC and PostgreSQL: realm, principals, keytabs and database made by the harness's own realm and database code on the docker substrate, joined to kind's network".into(),
+        Action::External {
+            network: super::external::KIND_NETWORK.into(),
+            lines: external_lines(o, &deployment, &creds)?,
+            creds: creds.clone(),
         },
     );
 
@@ -223,24 +258,58 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
     }
 
     // The injector, before any PgBouncer pod exists: a pod created before its webhook is
-    // registered is never mutated.
+    // registered is never mutated. Its certificate and the ingress's come from the run's CA.
+    let pki = Pki::create(&o.pki_dir())?;
+    files.push(pki.ca_file());
+    let cfg = manifests::webhook_config(&selectors);
     let injector = w("injector.yaml");
-    std::fs::write(&injector, injector_manifest_note(o, &deployment))?;
+    injector::write_objects(
+        &injector,
+        &injector::webhook(&cfg, &pki, &project_image("webhook"))?,
+    )?;
     files.push(injector.clone());
     step(
         Phase::Injector,
-        "apply the reference webhook (Deployment, Service, RBAC, MutatingWebhookConfiguration with the run's CA) and the Kerberos material (krb5.conf ConfigMap, keytab Secret) in the platform's and the deployment's namespaces".into(),
+        format!(
+            "apply the reference webhook ({}: Deployment, Service, ServiceAccount, ConfigMap, TLS Secret) and its MutatingWebhookConfiguration with the run's CA",
+            manifests::WEBHOOK_NAMESPACE
+        ),
         Action::Apply(vec![injector]),
+    );
+    step(
+        Phase::Injector,
+        "apply the Kerberos material the webhook mounts (krb5.conf ConfigMap, keytab Secret) in the platform's and the deployment's namespaces".into(),
+        Action::Credentials {
+            krb5_conf: external_krb5_conf(o),
+            creds,
+            file: w("credentials.yaml"),
+        },
     );
     step(
         Phase::Injector,
         "the webhook is Ready".into(),
         Action::Pods(PodWait {
-            namespace: "astro-e2e-injector".into(),
-            selector: "app=krb-injector".into(),
+            namespace: manifests::WEBHOOK_NAMESPACE.into(),
+            selector: format!("app.kubernetes.io/name={}", manifests::WEBHOOK_NAME),
             injected_env: None,
             log_line: None,
         }),
+    );
+
+    // The ingress's certificate and the CA that signed it, before the chart that mounts them;
+    // Houston's and Airflow's calls through the ingress trust that CA only.
+    let ingress = w("ingress-tls.yaml");
+    injector::write_objects(&ingress, &injector::ingress(ns, &o.base_domain, &pki)?)?;
+    files.push(ingress.clone());
+    step(
+        Phase::Tls,
+        format!(
+            "apply the ingress's TLS Secret {} (the run's CA for {}) and the CA as Secret {}",
+            injector::INGRESS_TLS_SECRET,
+            injector::ingress_names(&o.base_domain).join(", "),
+            injector::PRIVATE_CA_SECRET
+        ),
+        Action::Apply(vec![ingress]),
     );
 
     // The platform, in the documentation's two steps.
@@ -407,63 +476,127 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
     }
     step(
         Phase::Teardown,
-        "remove the KDC and database containers".into(),
-        Action::Run(argv(&[
-            "docker",
-            "rm",
-            "--force",
-            "--volumes",
-            &format!("{name}-kdc"),
-            &format!("{name}-postgres"),
-        ])),
+        "stop the KDC and PostgreSQL; remove every container and network labelled with the run"
+            .into(),
+        Action::RemoveExternal {
+            run: name.to_string(),
+        },
     );
     Ok(Plan { steps, files })
 }
 
-/// The documentation's database step: a login role named exactly like the principal, each
-/// database, and the grants (PostgreSQL 15 also needs them on schema `public`).
-pub fn database_sql(d: &Deployment) -> String {
-    let mut out = String::from("-- Written by the kind tier's plan from the deployment file.\n");
-    let mut roles = Vec::new();
-    for c in [
-        &d.metadata_connection_json,
-        &d.result_backend_connection_json,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let c = &c.value;
-        let (Some(user), Some(db)) = (c.user.as_deref(), c.db.as_deref()) else {
-            continue;
-        };
-        if !roles.contains(&user.to_string()) {
-            out += &format!("CREATE ROLE \"{user}\" LOGIN;\n");
-            roles.push(user.to_string());
+/// What the external step does, as the plan prints it: the realm's commands, the principals and
+/// where each keytab goes, the database, and the network joins.
+fn external_lines(o: &Options, d: &Deployment, creds: &[Credential]) -> Result<Vec<String>> {
+    let n = harness_config::EnvironmentShape::from_deployment(d)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", o.deployment.display()))?;
+    let kdc = n.component_host("kdc");
+    let mut v = vec![
+        format!(
+            "images {} and {}; containers labelled {}={}",
+            project_image("kdc"),
+            project_image("postgres"),
+            crate::substrate::docker::RUN_LABEL,
+            o.name
+        ),
+        format!("{kdc}: kdb5_util create -s -r {} (a one-off container; the master key is generated, never printed), then krb5kdc on port 88", n.realm),
+        format!("kadmin.local: addprinc -randkey {0}; ktadd (once) -> {1}", n.server_spn, "PostgreSQL's krb_server_keyfile (0600, owned by its uid)"),
+    ];
+    let mut seen = Vec::new();
+    for c in creds {
+        if !seen.contains(&c.principal) {
+            v.push(format!(
+                "kadmin.local: addprinc -randkey {}; ktadd (once) -> {} (0600)",
+                c.principal,
+                c.keytab.display()
+            ));
+            seen.push(c.principal.clone());
         }
-        out += &format!(
-            "SELECT 'CREATE DATABASE \"{db}\" OWNER \"{user}\"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{db}')\\gexec\n\\connect \"{db}\"\nGRANT ALL ON SCHEMA public TO \"{user}\";\n\\connect postgres\n"
-        );
     }
-    out
+    let mut dbs = vec![n.metadata_db.clone()];
+    if n.result_backend_db != n.metadata_db {
+        dbs.push(n.result_backend_db.clone());
+    }
+    v.push(format!(
+        "{}: PostgreSQL 15, GSSAPI only, as the server principal {}; role \"{}\" LOGIN owning {}",
+        n.db_host,
+        n.server_spn,
+        n.client_principal,
+        dbs.join(", ")
+    ));
+    v.push(format!(
+        "krb5.conf as pods read it (the KDC as {kdc}:88) -> {}",
+        external_krb5_conf(o).display()
+    ));
+    for (what, host) in [("KDC", &kdc), ("PostgreSQL", &n.db_host)] {
+        v.push(format!(
+            "$ docker network connect --alias {host} {} <the run's {what} container>",
+            super::external::KIND_NETWORK
+        ));
+    }
+    Ok(v)
 }
 
-/// The platform values the kind tier adds to the customer's: its base domain and the ingress on
-/// the node's ports. Everything Kerberos comes from the customer's values as written.
+/// The platform values the kind tier adds to the customer's: its base domain, the ingress on
+/// the node's ports with the run's certificate, and the run's CA as a private CA the platform
+/// trusts. Everything Kerberos comes from the customer's values as written.
 fn values_overlay(o: &Options) -> String {
     format!(
-        "# Added by the kind tier to the control plane's values (not the customer's settings).\nglobal:\n  baseDomain: {}\n  tlsSecret: astronomer-tls\nnginx:\n  serviceType: NodePort\n  hostNetwork: true\n",
-        o.base_domain
+        "# Added by the kind tier to the control plane's values (not the customer's settings).\nglobal:\n  baseDomain: {}\n  tlsSecret: {}\n  privateCaCerts:\n    - {}\nnginx:\n  serviceType: NodePort\n  hostNetwork: true\n",
+        o.base_domain,
+        injector::INGRESS_TLS_SECRET,
+        injector::PRIVATE_CA_SECRET
     )
 }
 
-/// Until the webhook's manifests are rendered here (harness::kube), the plan names them.
-fn injector_manifest_note(o: &Options, d: &Deployment) -> String {
-    format!(
-        "# The reference webhook's objects for run {}, and the Kerberos material for namespaces {} and {}.\n",
-        o.name,
-        o.platform_namespace(),
-        d.namespace.as_deref().unwrap_or("<deployment namespace>")
-    )
+/// Where the realm step leaves krb5.conf as pods read it (the KDC by its host name).
+pub fn external_krb5_conf(o: &Options) -> PathBuf {
+    o.work.join("external/krb5.conf")
+}
+
+/// Where the realm step leaves the keytab of `principal` for the Secret (harness side, 0600).
+pub fn exported_keytab(o: &Options, principal: &str) -> PathBuf {
+    o.work
+        .join("external/keytabs")
+        .join(format!("{}.keytab", crate::run::slug(principal)))
+}
+
+/// Houston's PgBouncer principal: the `KERBEROS_USER` the values give its container.
+pub fn houston_principal(o: &Options, v: &harness_config::Values) -> Result<String> {
+    v.global_pgbouncer()
+        .and_then(|g| g.extra_env.as_ref())
+        .and_then(|e| e.iter().find(|(k, _)| k.as_str() == "KERBEROS_USER"))
+        .map(|(_, p)| p.clone())
+        .with_context(|| {
+            format!(
+                "{}: no `global.pgbouncer.extraEnv.KERBEROS_USER`: it names the principal Houston's PgBouncer logs in as, whose keytab the kind tier exports",
+                o.values.display()
+            )
+        })
+}
+
+/// Which keytab each namespace's PgBouncer pods get: Houston's principal in the platform's
+/// namespace, the deployment's connection principal in the deployment's.
+pub fn credentials(
+    o: &Options,
+    v: &harness_config::Values,
+    d: &Deployment,
+) -> Result<Vec<Credential>> {
+    let client = harness_config::EnvironmentShape::from_deployment(d)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", o.deployment.display()))?
+        .client_principal;
+    let houston = houston_principal(o, v)?;
+    Ok([
+        (pods::houston_namespace(v), houston),
+        (pods::deployment_namespace(d), client),
+    ]
+    .into_iter()
+    .map(|(namespace, principal)| Credential {
+        keytab: exported_keytab(o, &principal),
+        namespace,
+        principal,
+    })
+    .collect())
 }
 
 impl Plan {
@@ -490,10 +623,36 @@ impl Plan {
                 Action::Feed { argv, stdin } => {
                     format!("       $ {} < {}\n", argv.join(" "), stdin.display())
                 }
+                Action::External { lines, .. } => {
+                    lines.iter().map(|l| format!("       {l}\n")).collect()
+                }
+                Action::RemoveExternal { run } => format!(
+                    "       remove containers and networks labelled {}={run}\n",
+                    crate::substrate::docker::RUN_LABEL
+                ),
                 Action::Apply(files) => files
                     .iter()
                     .map(|f| format!("       apply (server-side) {}\n", f.display()))
                     .collect(),
+                Action::Credentials { krb5_conf, creds, file } => {
+                    let mut t = format!(
+                        "       write {} (0600, never printed) and apply it (server-side):\n",
+                        file.display()
+                    );
+                    for c in creds {
+                        t += &format!(
+                            "         ConfigMap {}/{}: krb5.conf = {} (the realm's, KDC by host name)\n         Secret {}/{}: krb5.keytab = <redacted: the keytab of {} that kadmin.local ktadd exported in the KDC container, {}>\n",
+                            c.namespace,
+                            manifests::KRB5_CONFIG_MAP,
+                            krb5_conf.display(),
+                            c.namespace,
+                            manifests::KEYTAB_SECRET,
+                            c.principal,
+                            c.keytab.display()
+                        );
+                    }
+                    t
+                }
                 Action::Pods(p) => format!(
                     "       wait: pods {} in {} Ready{}{}; fail at once on ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError\n",
                     p.selector,
@@ -576,7 +735,7 @@ mod tests {
     fn the_injector_and_the_database_come_before_any_pgbouncer_or_deployment() {
         let (_, p) = plan(Platform::Software0377);
         let injector = position(&p, "apply the reference webhook");
-        let db = position(&p, "create the Kerberos role");
+        let db = position(&p, "the customer's KDC and PostgreSQL");
         assert!(injector < position(&p, "step 1: helm upgrade"));
         assert!(db < position(&p, "createDeployment with the deployment file"));
     }
@@ -626,17 +785,138 @@ mod tests {
     }
 
     #[test]
-    fn the_database_step_creates_the_principal_role_and_each_database() {
-        let (o, _) = plan(Platform::Software0377);
-        let sql = std::fs::read_to_string(o.work.join("database.sql")).unwrap();
+    fn the_injector_file_holds_the_webhook_registered_with_the_run_ca() {
+        let (o, p) = plan(Platform::Software0377);
+        let Action::Apply(files) = &p.steps[position(&p, "apply the reference webhook")].action
+        else {
+            panic!()
+        };
+        let objs = injector::read_objects(&files[0]).unwrap();
+        let ca = std::fs::read_to_string(o.pki_dir().join("ca.crt")).unwrap();
+        let mwc = objs
+            .iter()
+            .find(|o| o["kind"] == "MutatingWebhookConfiguration")
+            .unwrap();
+        use base64::Engine;
+        let bundle = base64::engine::general_purpose::STANDARD
+            .decode(
+                mwc["webhooks"][0]["clientConfig"]["caBundle"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(String::from_utf8(bundle).unwrap(), ca);
+        // One webhook entry per selector of the values.
+        assert_eq!(mwc["webhooks"].as_array().unwrap().len(), 2);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "injector.yaml holds the webhook's key");
+        // The Ready wait selects the pods the Deployment makes.
+        let dep = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        let Action::Pods(w) = &p.steps[position(&p, "the webhook is Ready")].action else {
+            panic!()
+        };
+        assert_eq!(w.namespace, dep["metadata"]["namespace"]);
+        let (k, v) = w.selector.split_once('=').unwrap();
+        assert_eq!(dep["spec"]["template"]["metadata"]["labels"][k], v);
+    }
+
+    #[test]
+    fn the_ingress_secret_the_values_name_is_applied_before_the_platform() {
+        let (o, p) = plan(Platform::Software0377);
+        let at = position(&p, "apply the ingress's TLS Secret");
+        assert!(at < position(&p, "step 1: helm upgrade"));
+        let Action::Apply(files) = &p.steps[at].action else {
+            panic!()
+        };
+        let objs = injector::read_objects(&files[0]).unwrap();
+        let overlay = std::fs::read_to_string(o.work.join("values-kind.yaml")).unwrap();
+        let overlay: serde_yaml::Value = serde_yaml::from_str(&overlay).unwrap();
+        let named = overlay["global"]["tlsSecret"].as_str().unwrap();
+        let secret = objs
+            .iter()
+            .find(|o| o["metadata"]["name"] == named)
+            .unwrap_or_else(|| panic!("no Secret {named} in {}", files[0].display()));
+        assert_eq!(secret["type"], "kubernetes.io/tls");
+        assert_eq!(secret["metadata"]["namespace"], o.platform_namespace());
+        let ca = overlay["global"]["privateCaCerts"][0].as_str().unwrap();
+        assert!(objs.iter().any(|o| o["metadata"]["name"] == ca));
+        // The Houston client trusts exactly this CA.
+        assert!(o.pki_dir().join("ca.crt").is_file());
+        for key in ["webhook.key", "astronomer-tls.key"] {
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::metadata(o.pki_dir().join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(m & 0o777, 0o600, "{key}");
+        }
+    }
+
+    #[test]
+    fn each_namespace_gets_its_principal_s_keytab_and_the_plan_prints_none() {
+        let (o, p) = plan(Platform::Software0377);
+        let Action::Credentials { creds, .. } =
+            &p.steps[position(&p, "apply the Kerberos material")].action
+        else {
+            panic!()
+        };
+        let pairs: Vec<(&str, &str)> = creds
+            .iter()
+            .map(|c| (c.namespace.as_str(), c.principal.as_str()))
+            .collect();
         assert_eq!(
-            sql.matches("CREATE ROLE \"astro_user@EXAMPLE.TEST\" LOGIN;")
-                .count(),
-            1
+            pairs,
+            [
+                ("astronomer", "houston@EXAMPLE.TEST"),
+                ("astronomer-kerberos-demo", "astro_user@EXAMPLE.TEST")
+            ]
         );
-        assert!(sql.contains(
-            "CREATE DATABASE \"kerberos_demo_airflow\" OWNER \"astro_user@EXAMPLE.TEST\""
-        ));
-        assert!(sql.contains("GRANT ALL ON SCHEMA public"));
+        let text = p.render(&o);
+        assert!(text.contains("krb5.keytab = <redacted: the keytab of houston@EXAMPLE.TEST"));
+        // The keytabs do not exist when the plan is made: nothing secret can be in it.
+        assert!(creds.iter().all(|c| !c.keytab.exists()));
+        assert!(position(&p, "apply the Kerberos material") < position(&p, "step 1: helm upgrade"));
+    }
+
+    #[test]
+    fn the_realm_step_makes_every_keytab_the_credentials_step_reads() {
+        let (o, p) = plan(Platform::Software0377);
+        let ext = position(&p, "the customer's KDC and PostgreSQL");
+        let creds_at = position(&p, "apply the Kerberos material");
+        assert!(ext < creds_at);
+        let Action::External { creds, lines, .. } = &p.steps[ext].action else {
+            panic!()
+        };
+        let Action::Credentials {
+            creds: read,
+            krb5_conf,
+            ..
+        } = &p.steps[creds_at].action
+        else {
+            panic!()
+        };
+        assert_eq!(creds, read);
+        assert_eq!(krb5_conf, &external_krb5_conf(&o));
+        let text = lines.join("\n");
+        for needle in [
+            "kdb5_util create -s -r EXAMPLE.TEST",
+            "addprinc -randkey postgres/db.example.test@EXAMPLE.TEST",
+            "addprinc -randkey astro_user@EXAMPLE.TEST",
+            "addprinc -randkey houston@EXAMPLE.TEST",
+            "role \"astro_user@EXAMPLE.TEST\" LOGIN owning kerberos_demo_airflow",
+            "docker network connect --alias kdc.example.test kind",
+            "docker network connect --alias db.example.test kind",
+        ] {
+            assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+        }
+        // The teardown removes what the step made, by the run's label.
+        let last = p.steps.last().unwrap();
+        assert_eq!(
+            last.action,
+            Action::RemoveExternal {
+                run: o.name.clone()
+            }
+        );
     }
 }

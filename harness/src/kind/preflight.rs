@@ -80,7 +80,7 @@ pub fn check_with(o: &Options, probe: &dyn Fn(&[&str]) -> Option<String>) -> Vec
         if super::plan::built_image(component).is_none() {
             missing.push(Missing {
                 what: format!("the project's {component} image"),
-                why: "the customer's \"external\" KDC and database run from the docker tier's images",
+                why: "the customer's \"external\" KDC and database run on the docker substrate from the docker tier's images; the webhook's is loaded into the node",
                 how: format!("`cargo xtask images --only {component}`"),
             });
         }

@@ -14,7 +14,8 @@ pub const WEBHOOK_NAMESPACE: &str = "kerberos-webhook";
 /// The ConfigMap and Secret the webhook mounts into PgBouncer pods (in their namespace).
 pub const KRB5_CONFIG_MAP: &str = "pgbouncer-krb5-conf";
 pub const KEYTAB_SECRET: &str = "pgbouncer-keytab";
-/// The image customers build from kind/webhook (no registry is named here).
+/// The image name customers give their build of kind/webhook (no registry is named here);
+/// the kind tier uses the tag `cargo xtask images` gave it.
 pub const WEBHOOK_IMAGE: &str = "kerberos-webhook:latest";
 const WEBHOOK_PORT: u16 = 8443;
 /// The KDC's host name outside the cluster in the reference environment (the docker tier's
@@ -96,7 +97,12 @@ pub fn mutating_webhook_configuration(cfg: &Config, ca_pem: &str, target: &Targe
 
 /// The webhook's own objects for a cluster. It needs no API permissions (it only answers the
 /// API server), so its ServiceAccount has no role and no mounted token.
-pub fn webhook_objects(cfg: &Config, tls_cert_pem: &str, tls_key_pem: &str) -> Vec<Value> {
+pub fn webhook_objects(
+    cfg: &Config,
+    tls_cert_pem: &str,
+    tls_key_pem: &str,
+    image: &str,
+) -> Vec<Value> {
     let labels = json!({"app.kubernetes.io/name": WEBHOOK_NAME});
     let config_yaml = serde_yaml::to_string(cfg).expect("the config serialises");
     vec![
@@ -124,7 +130,9 @@ pub fn webhook_objects(cfg: &Config, tls_cert_pem: &str, tls_key_pem: &str) -> V
                     "securityContext": {"runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534},
                     "containers": [{
                         "name": "webhook",
-                        "image": WEBHOOK_IMAGE,
+                        "image": image,
+                        // A kind node pulls nothing: the image is loaded into it.
+                        "imagePullPolicy": "IfNotPresent",
                         "args": ["--config=/etc/kerberos-webhook/config.yaml",
                                  "--tls-cert=/etc/kerberos-webhook/tls/tls.crt",
                                  "--tls-key=/etc/kerberos-webhook/tls/tls.key",

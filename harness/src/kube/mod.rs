@@ -73,7 +73,29 @@ impl Cluster {
         }
         if let Some(mut e) = self.etcd.take() {
             e.running.stop().await;
+            // The store holds every Secret the scenario applied (keytabs among them).
+            let _ = std::fs::remove_dir_all(self.dir.join("etcd/data"));
         }
+    }
+
+    /// An object as the API server stores it.
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value> {
+        let mut probe = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+        if let Some(ns) = namespace {
+            probe["metadata"]["namespace"] = ns.into();
+        }
+        let (api, name) = self.api_for(&probe)?;
+        let o = api
+            .get(&name)
+            .await
+            .with_context(|| format!("reading {}", describe(&probe)))?;
+        Ok(serde_json::to_value(o)?)
     }
 
     /// Server-side apply of one rendered object; the API server's refusal is the error.

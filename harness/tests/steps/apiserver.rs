@@ -28,6 +28,9 @@ pub struct KubeState {
     stored: Option<Value>,
     /// The manifests applied and the API server's answer for each.
     applied: Vec<(String, Result<(), String>)>,
+    /// The kind tier's plan made for this scenario, and the objects its steps apply.
+    plan: Option<(harness::kind::Options, harness::kind::plan::Plan)>,
+    plan_objects: Vec<Value>,
 }
 
 impl KubeState {
@@ -38,6 +41,11 @@ impl KubeState {
         }
         if let Some(mut c) = self.cluster.take() {
             c.stop().await;
+        }
+        // The plan's keytabs and the objects holding them are this scenario's secrets.
+        if let Some((o, _)) = self.plan.take() {
+            let _ = std::fs::remove_dir_all(o.work.join("external/keytabs"));
+            let _ = std::fs::remove_file(o.work.join("credentials.yaml"));
         }
     }
 }
@@ -451,7 +459,12 @@ fn rendered(w: &World, c: &Cluster) -> Result<Vec<Value>> {
             "kerberos-webhook.kerberos-webhook.svc.cluster.local",
         ],
     )?;
-    let mut all = manifests::webhook_objects(&hook.config, &cert.cert_pem, &cert.key_pem);
+    let mut all = manifests::webhook_objects(
+        &hook.config,
+        &cert.cert_pem,
+        &cert.key_pem,
+        manifests::WEBHOOK_IMAGE,
+    );
     // Registered under another name: the URL registration of this scenario stays in force.
     let mut mwc =
         manifests::mutating_webhook_configuration(&hook.config, &c.pki.ca_pem, &Target::Service);
@@ -521,6 +534,114 @@ async fn misspelt_refused(w: &mut World, field: String) -> Result<()> {
         Err(e) => {
             let e = format!("{e:#}");
             ensure!(e.contains(&field), "refused, but the error does not name `{field}`: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// The kind tier's plan for the scenario's values and deployment, made in the scenario's
+/// directory exactly as `cargo xtask e2e --tier kind` makes it.
+#[when("the kind tier's plan is made for the deployment")]
+async fn kind_plan(w: &mut World) -> Result<()> {
+    let values = w.config.values.clone().context("no values")?;
+    let deployment = w.config.deployment.clone().context("no deployment file")?;
+    let dir = w.dir()?.join("kind-plan");
+    let o = harness::kind::Options::new("astro-e2e-apiserver", &dir, &values, &deployment);
+    let p = harness::kind::plan::build(&o, &[])?;
+    w.kube.plan = Some((o, p));
+    Ok(())
+}
+
+/// What the plan's external step leaves for the credentials step (krb5.conf, a keytab per
+/// namespace) comes from this scenario's realm, by the same code; then every object of every
+/// applying step goes to the real API server, in the plan's order.
+#[when("every object the kind tier's plan applies is applied server-side")]
+async fn apply_plan(w: &mut World) -> Result<()> {
+    let (o, p) = w
+        .kube
+        .plan
+        .as_ref()
+        .context("no plan: the scenario needs `When the kind tier's plan is made ...` first")?;
+    let Some(creds) = p.steps.iter().find_map(|s| match &s.action {
+        harness::kind::plan::Action::External { creds, .. } => Some(creds.clone()),
+        _ => None,
+    }) else {
+        bail!("the kind plan has no external step");
+    };
+    harness::kind::external::hand_over(w.env()?, o, &creds).await?;
+    let mut objects = Vec::new();
+    for step in &p.steps {
+        if let Some(objs) = step.objects()? {
+            objects.extend(objs);
+        }
+    }
+    let c = cluster(w)?;
+    let mut applied = Vec::new();
+    for obj in &objects {
+        let r = c.apply(obj).await.map(|_| ()).map_err(|e| format!("{e:#}"));
+        applied.push((describe(obj), r));
+    }
+    w.kube.applied = applied;
+    w.kube.plan_objects = objects;
+    Ok(())
+}
+
+#[then(expr = "the kind plan's keytab Secrets hold the keytabs the realm exported")]
+async fn plan_keytabs(w: &mut World) -> Result<()> {
+    use base64::Engine;
+    let (_, p) = w.kube.plan.as_ref().context("no plan")?;
+    let creds = p
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            harness::kind::plan::Action::Credentials { creds, .. } => Some(creds.clone()),
+            _ => None,
+        })
+        .context("the kind plan has no credentials step")?;
+    let c = cluster(w)?;
+    for cred in &creds {
+        let want = std::fs::read(&cred.keytab)?;
+        let got = c
+            .get(
+                "v1",
+                "Secret",
+                Some(&cred.namespace),
+                manifests::KEYTAB_SECRET,
+            )
+            .await?;
+        let data = got["data"]["krb5.keytab"]
+            .as_str()
+            .context("the stored Secret has no krb5.keytab")?;
+        let data = base64::engine::general_purpose::STANDARD.decode(data)?;
+        ensure!(
+            data == want,
+            "the Secret {}/{} does not hold the keytab of {} the realm exported",
+            cred.namespace,
+            manifests::KEYTAB_SECRET,
+            cred.principal
+        );
+    }
+    Ok(())
+}
+
+#[then(expr = "the kind plan's {word} with the misspelt field {string} is refused naming it")]
+async fn plan_misspelt(w: &mut World, kind: String, field: String) -> Result<()> {
+    let mut obj = w
+        .kube
+        .plan_objects
+        .iter()
+        .find(|o| o["kind"] == kind.as_str())
+        .cloned()
+        .with_context(|| format!("the kind plan applies no {kind}"))?;
+    obj["spec"]["template"]["spec"]["containers"][0][&field] = json!({"runAsUser": 0});
+    match cluster(w)?.apply(&obj).await {
+        Ok(_) => bail!("the API server accepted the plan's {kind} with `{field}`"),
+        Err(e) => {
+            let e = format!("{e:#}");
+            ensure!(
+                e.contains(&field),
+                "refused, but the error does not name `{field}`: {e}"
+            );
         }
     }
     Ok(())
