@@ -12,8 +12,25 @@ use cucumber::{writer, World as _, WriterExt as _};
 
 use steps::{context, World};
 
-/// Scenarios that failed, for the rerun hints printed before the summary.
-static FAILED_NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// Scenarios that failed and why (the start of the failing step's error), for the summary: a CI
+/// log that keeps only its end still says what broke.
+static FAILED_NAMES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The first lines of a failure, redacted, short enough for a summary line.
+fn why(ev: &cucumber::event::ScenarioFinished) -> String {
+    use cucumber::event::ScenarioFinished as F;
+    let text = match ev {
+        F::StepFailed(_, _, e) => e.to_string(),
+        F::BeforeHookFailed(_) => "the before-scenario hook failed".to_string(),
+        _ => String::new(),
+    };
+    let text = text.trim_start_matches("Step panicked. Captured output: ");
+    let mut short: String = text.lines().take(3).collect::<Vec<_>>().join(" / ");
+    if short.chars().count() > 400 {
+        short = short.chars().take(400).collect::<String>() + "…";
+    }
+    harness::redact::redact(&short)
+}
 
 fn main() {
     // Probe children (Kerberos logins in their own environment) re-enter here.
@@ -80,7 +97,7 @@ async fn run() -> i32 {
                     FAILED_NAMES
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push(scenario.name.clone());
+                        .push((scenario.name.clone(), why(&ev)));
                 }
                 steps::count(match ev {
                     F::StepPassed => steps::Outcome::Passed,
@@ -159,9 +176,9 @@ async fn run() -> i32 {
         if std::env::var("E2E_REPLAY").as_deref() == Ok("reproduce") {
             same += " --reproduce";
         }
-        for n in &failed_names {
+        for (n, why) in &failed_names {
             println!(
-                "  {n}\n    rerun: cargo xtask e2e --name '^{}$'{same} --keep",
+                "  {n}\n    why: {why}\n    rerun: cargo xtask e2e --name '^{}$'{same} --keep",
                 regex::escape(n).replace('\'', ".")
             );
         }

@@ -91,9 +91,44 @@ pub fn pgbouncer(log: &Path, offset: u64, user: &str) -> Option<Finding> {
     None
 }
 
+/// Why the scheduler gave a task up before any worker ran it, from the scheduler's log: the
+/// run then fails with an empty task log, and the worker's log shows nothing received.
+pub fn scheduler(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let (i, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("Celery Task Timeout Error"))?;
+    Some(format!(
+        "the scheduler could not hand the task to Celery within [celery] operation_timeout (AIRFLOW__CELERY__OPERATION_TIMEOUT, {} s here) and failed it unrun: the hand-off reaches the broker and stores a pending result through PgBouncer's result-backend alias, whose first server login waits for the KDC; scheduler log {}:{}: {}",
+        super::settings::OPERATION_TIMEOUT_S,
+        log.display(),
+        i + 1,
+        crate::redact::redact(line.trim())
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_the_scheduler_could_not_hand_to_celery_is_named_with_its_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("scheduler.log");
+        std::fs::write(&log, "[info] Loaded executor: :CeleryExecutor:\n").unwrap();
+        assert_eq!(scheduler(&log), None);
+        std::fs::write(
+            &log,
+            "[info] Loaded executor\n[info] [Try 1 of 3] Celery Task Timeout Error for Workload: (TaskInstanceKey(dag_id='harness_probe'))\n",
+        )
+        .unwrap();
+        let why = scheduler(&log).unwrap();
+        assert!(
+            why.contains("AIRFLOW__CELERY__OPERATION_TIMEOUT") && why.contains("scheduler.log:2"),
+            "{why}"
+        );
+    }
 
     #[test]
     fn names_the_line_and_the_fix() {

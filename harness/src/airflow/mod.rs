@@ -690,6 +690,11 @@ impl Airflow {
         self.dir.join(format!("{name}.log"))
     }
 
+    /// Why the scheduler failed a task before a worker got it, if its log says.
+    pub fn executor_failure(&self) -> Option<String> {
+        diagnose::scheduler(&self.component_log("scheduler"))
+    }
+
     /// Stops every Airflow process (a signal to each at once, a grace period, a kill), then the
     /// broker, and returns the components of which something was still alive 5 s later (empty
     /// when nothing was left behind). Call it before stopping PgBouncer and PostgreSQL.

@@ -119,7 +119,10 @@ impl Airflow {
             match state {
                 "success" => return Ok(body),
                 "failed" => bail!(
-                    "the run {run_id} of `{dag_id}` failed; task logs are under {} and the worker's log is {}",
+                    "the run {run_id} of `{dag_id}` failed{}; task logs are under {} and the worker's log is {}",
+                    self.executor_failure()
+                        .map(|why| format!(": {why}"))
+                        .unwrap_or_default(),
                     self.dir.join("logs").display(),
                     self.component_log("celery-worker").display()
                 ),

@@ -38,6 +38,9 @@ pub(super) struct Inputs<'a> {
     pub log_server_ports: (u16, u16),
 }
 
+/// `[celery] operation_timeout`, seconds (see its use).
+pub(super) const OPERATION_TIMEOUT_S: u32 = 10;
+
 pub(super) fn environment(i: &Inputs) -> Vec<(String, String)> {
     let base_url = i.base_url.to_string();
     let mut env: Vec<(String, String)> = vec![
@@ -69,6 +72,14 @@ pub(super) fn environment(i: &Inputs) -> Vec<(String, String)> {
         ),
         ("AIRFLOW__CELERY__BROKER_URL".into(), i.broker_url.clone()),
         ("AIRFLOW__CELERY__WORKER_CONCURRENCY".into(), "1".into()),
+        // The scheduler hands each task to Celery in a subprocess bounded by this (default 1 s),
+        // and the hand-off stores a pending result through PgBouncer, whose first login to the
+        // result-backend database is a GSSAPI round trip to the KDC: on 2 loaded cores that took
+        // longer than 1 s and the task failed unrun ("Celery Task Timeout Error", 3 tries).
+        (
+            "AIRFLOW__CELERY__OPERATION_TIMEOUT".into(),
+            OPERATION_TIMEOUT_S.to_string(),
+        ),
         (
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER".into(),
             i.dir.join("logs").display().to_string(),
