@@ -97,7 +97,7 @@ async fn run() -> i32 {
                     FAILED_NAMES
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push((scenario.name.clone(), why(&ev)));
+                        .push((scenario.name.clone(), why(ev)));
                 }
                 steps::count(match ev {
                     F::StepPassed => steps::Outcome::Passed,
