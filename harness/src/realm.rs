@@ -158,8 +158,11 @@ impl Realm {
                 .put_file(&realm.place, File::new(path, text.into_bytes(), 0o644))
                 .await?;
         }
-        // The master key only protects this throwaway database; it is still never printed.
+        // The master key only protects this throwaway database; it is still never printed, and
+        // it goes in on stdin (kdb5_util prompts twice): `-P` would show it to every user of
+        // the machine in the process list for as long as the database takes to make.
         let master = Secret::generate();
+        let prompts = format!("{0}\n{0}\n", master.expose());
         realm
             .substrate
             .exec(
@@ -168,7 +171,8 @@ impl Realm {
                     "creating the KDC database",
                     realm.substrate.program(&realm.place, "kdb5_util")?,
                 )
-                .args(["create", "-s", "-r", &spec.realm, "-P", master.expose()])
+                .args(["create", "-s", "-r", &spec.realm])
+                .stdin(prompts)
                 .envs(&realm.admin_env()?),
             )
             .await?;
