@@ -302,10 +302,13 @@ impl Kube {
             "the kind tier's scenarios need a kind cluster made from kind/cluster.yaml: set E2E_KUBECONFIG to its kubeconfig (`kind create cluster --config <rendered kind/cluster.yaml> --kubeconfig <file>`)",
         )?;
         let cluster = kind_cluster(kubeconfig)?;
-        for tool in ["kubectl", "kind"] {
-            which(tool).with_context(|| {
-                format!("the kind tier needs `{tool}` on PATH (README.md, \"The kind tier\")")
-            })?;
+        for (tool, arg) in [("kubectl", "version --client"), ("kind", "version")] {
+            Command::new(tool)
+                .args(arg.split(' '))
+                .output()
+                .with_context(|| {
+                    format!("the kind tier needs `{tool}` on PATH (README.md, \"The kind tier\")")
+                })?;
         }
         let run = match run_id {
             Some(id) => id.to_string(),
@@ -1152,15 +1155,6 @@ impl Drop for KubePod {
             self.forget();
         }
     }
-}
-
-fn which(tool: &str) -> Result<PathBuf> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-        .with_context(|| format!("`{tool}` is not on PATH"))
 }
 
 fn pid_alive(pid: &str) -> bool {
