@@ -33,11 +33,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ::kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
+use ::kube::Client;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use ::kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
-use ::kube::Client;
 use serde_json::json;
 
 use super::roles::{dialable, family, Roles};
@@ -354,7 +354,10 @@ impl Kube {
         self.client
             .get_or_try_init(|| async move {
                 let kc = ::kube::config::Kubeconfig::read_from(&path).with_context(|| {
-                    format!("E2E_KUBECONFIG={}: not a readable kubeconfig", path.display())
+                    format!(
+                        "E2E_KUBECONFIG={}: not a readable kubeconfig",
+                        path.display()
+                    )
                 })?;
                 let cfg = ::kube::Config::from_custom_kubeconfig(kc, &Default::default())
                     .await
@@ -695,7 +698,12 @@ impl Substrate for Kube {
         let state = Arc::new(Mutex::new(PodState::default()));
         let tasks = vec![
             tokio::spawn(watch(pods.clone(), name.clone(), state.clone())),
-            tokio::spawn(follow_log(pods.clone(), name.clone(), log.clone(), state.clone())),
+            tokio::spawn(follow_log(
+                pods.clone(),
+                name.clone(),
+                log.clone(),
+                state.clone(),
+            )),
         ];
         let mut p = KubePod {
             name: spec.name.clone(),
@@ -931,7 +939,11 @@ async fn follow_log(api: Api<Pod>, name: String, log: PathBuf, state: Arc<Mutex<
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let Ok(mut file) = std::fs::File::options().create(true).append(true).open(&log) else {
+    let Ok(mut file) = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log)
+    else {
         tracing::warn!("could not open log {}", log.display());
         return;
     };
@@ -1304,8 +1316,14 @@ mod tests {
         assert_eq!(
             aliases,
             vec![
-                ("10.96.0.12".to_string(), vec!["db.example.test".to_string()]),
-                ("10.96.0.11".to_string(), vec!["kdc.example.test".to_string()]),
+                (
+                    "10.96.0.12".to_string(),
+                    vec!["db.example.test".to_string()]
+                ),
+                (
+                    "10.96.0.11".to_string(),
+                    vec!["kdc.example.test".to_string()]
+                ),
             ]
         );
         assert_eq!(spec.hostname.as_deref(), Some("db"));
@@ -1380,10 +1398,7 @@ mod tests {
         );
         assert_eq!(c.args.as_ref().unwrap()[0], "-D");
         assert_eq!(c.working_dir.as_deref(), Some("/e2e/postgres"));
-        assert_eq!(
-            c.security_context.as_ref().unwrap().run_as_user,
-            Some(999)
-        );
+        assert_eq!(c.security_context.as_ref().unwrap().run_as_user, Some(999));
         let ports: Vec<(Option<String>, i32)> = c
             .ports
             .iter()
@@ -1453,9 +1468,12 @@ mod tests {
     #[test]
     fn the_kind_cluster_mounts_the_run_root_and_tmp_where_the_substrate_expects() {
         let yaml = std::fs::read_to_string(crate::kind::kind_dir().join("cluster.yaml")).unwrap();
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&yaml.replace("${HTTP_PORT}", "1").replace("${HTTPS_PORT}", "2"))
-                .unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(
+            &yaml
+                .replace("${HTTP_PORT}", "1")
+                .replace("${HTTPS_PORT}", "2"),
+        )
+        .unwrap();
         let mounts = &doc["nodes"][0]["extraMounts"];
         let pairs: Vec<(String, String)> = mounts
             .as_sequence()
@@ -1468,8 +1486,14 @@ mod tests {
                 )
             })
             .collect();
-        assert!(pairs.contains(&("${RUN_ROOT}".into(), "${RUN_ROOT}".into())), "{pairs:?}");
-        assert!(pairs.contains(&("/tmp".into(), NODE_TMP.into())), "{pairs:?}");
+        assert!(
+            pairs.contains(&("${RUN_ROOT}".into(), "${RUN_ROOT}".into())),
+            "{pairs:?}"
+        );
+        assert!(
+            pairs.contains(&("/tmp".into(), NODE_TMP.into())),
+            "{pairs:?}"
+        );
     }
 
     #[test]
@@ -1485,8 +1509,14 @@ mod tests {
         assert_eq!(kind_cluster(&f).unwrap(), "astro-e2e");
         std::fs::write(&f, kc("prod-eks")).unwrap();
         let e = format!("{:#}", kind_cluster(&f).unwrap_err());
-        assert!(e.contains("E2E_KUBECONFIG") && e.contains("hostPath"), "{e}");
-        let e = format!("{:#}", kind_cluster(&dir.path().join("missing")).unwrap_err());
+        assert!(
+            e.contains("E2E_KUBECONFIG") && e.contains("hostPath"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            kind_cluster(&dir.path().join("missing")).unwrap_err()
+        );
         assert!(e.contains("E2E_KUBECONFIG") && e.contains("missing"), "{e}");
         let e = Kube::connect(None, None, None).err().unwrap();
         assert!(format!("{e:#}").contains("set E2E_KUBECONFIG"), "{e:#}");

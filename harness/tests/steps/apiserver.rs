@@ -651,7 +651,9 @@ async fn plan_misspelt(w: &mut World, kind: String, field: String) -> Result<()>
 const SUBSTRATE_NS: &str = "e2e-kind-substrate";
 
 /// What the kind substrate creates for an environment and its KDC, by its own rendering code.
-#[when("the kind substrate's namespace, KDC Service and KDC pod are created through the API server")]
+#[when(
+    "the kind substrate's namespace, KDC Service and KDC pod are created through the API server"
+)]
 async fn substrate_objects(w: &mut World) -> Result<()> {
     let c = cluster(w)?;
     let rendered =
@@ -677,7 +679,8 @@ async fn substrate_pod_stored(w: &mut World) -> Result<()> {
         stored["spec"]["hostAliases"]
     );
     ensure!(
-        svc["spec"]["ports"][0]["port"] == json!(88) && svc["spec"]["ports"].as_array().map(Vec::len) == Some(1),
+        svc["spec"]["ports"][0]["port"] == json!(88)
+            && svc["spec"]["ports"].as_array().map(Vec::len) == Some(1),
         "the KDC Service's ports are {}, not the KDC's 88 alone",
         svc["spec"]["ports"]
     );
@@ -717,4 +720,3 @@ async fn substrate_pod_stored(w: &mut World) -> Result<()> {
     );
     Ok(())
 }
-
