@@ -176,11 +176,19 @@ pub fn pod(p: &PodPlan) -> Result<Pod> {
             })
         })
         .collect();
+    // readOnly only where it is true: the server stores a false one as absent, and the pod as
+    // rendered is the pod as stored.
     let mounts: Vec<_> = p
         .mounts
         .iter()
         .enumerate()
-        .map(|(i, m)| json!({"name": format!("m{i}"), "mountPath": m.inside, "readOnly": m.read_only}))
+        .map(|(i, m)| {
+            let mut v = json!({"name": format!("m{i}"), "mountPath": m.inside});
+            if m.read_only {
+                v["readOnly"] = json!(true);
+            }
+            v
+        })
         .collect();
     let mut container = json!({
         "name": CONTAINER,
@@ -241,6 +249,28 @@ pub fn service(namespace: &str, run: &str, name: &str, ports: &[NamedPort]) -> R
         "spec": {"type": "ClusterIP", "selector": {HOST_LABEL: name}, "ports": ports},
     }))
     .context("internal: the rendered Service is not a Service")
+}
+
+/// Server-side applies a place's Service (see [`service`]), always by this substrate's field
+/// manager: the ports it applies then replace the ones it applied before (the placeholder goes
+/// when the component's own arrive), where a Service made by a plain create would keep them.
+async fn apply_service(
+    api: &Api<Service>,
+    run: &str,
+    name: &str,
+    ports: &[NamedPort],
+) -> Result<Service> {
+    let namespace = api
+        .namespace()
+        .context("internal: a Service API without a namespace")?
+        .to_string();
+    Ok(api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&service(&namespace, run, name, ports)?),
+        )
+        .await?)
 }
 
 /// An environment's namespace, labelled with the run and the process that made it.
@@ -407,11 +437,7 @@ impl Kube {
             }
             let svc = match api.get_opt(&name).await? {
                 Some(s) => s,
-                None => api
-                    .create(
-                        &PostParams::default(),
-                        &service(&env.namespace, &self.run, &name, &[])?,
-                    )
+                None => apply_service(&api, &self.run, &name, &[])
                     .await
                     .with_context(|| format!("creating the Service {name} for {host}"))?,
             };
@@ -635,12 +661,7 @@ impl Substrate for Kube {
         let client = self.client().await?;
         // The Service carries the component's own ports from now on (its ClusterIP stays).
         let services: Api<Service> = Api::namespaced(client.clone(), &env.namespace);
-        services
-            .patch(
-                &svc_name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&service(&env.namespace, &self.run, &svc_name, &spec.ports)?),
-            )
+        apply_service(&services, &self.run, &svc_name, &spec.ports)
             .await
             .with_context(|| format!("giving the Service {svc_name} {}'s ports", spec.name))?;
         let role = self.roles.role(&place.name)?;
@@ -1196,23 +1217,14 @@ pub async fn apply_sample(client: &Client, namespace_name: &str, run: &str) -> R
         .await
         .with_context(|| format!("creating the namespace {namespace_name}"))?;
     let services: Api<Service> = Api::namespaced(client.clone(), namespace_name);
-    let svc = services
-        .create(
-            &PostParams::default(),
-            &service(namespace_name, run, "kdc", &[])?,
-        )
+    let svc = apply_service(&services, run, "kdc", &[])
         .await
         .context("creating the KDC's Service")?;
     let ports = [NamedPort {
         name: "kdc".into(),
         port: 88,
     }];
-    services
-        .patch(
-            "kdc",
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&service(namespace_name, run, "kdc", &ports)?),
-        )
+    apply_service(&services, run, "kdc", &ports)
         .await
         .context("giving the KDC's Service its port")?;
     let ip = svc
