@@ -1,4 +1,4 @@
-@airflow @pgbouncer @postgres @kdc @local @docker
+@airflow @pgbouncer @postgres @kdc @local @docker @kind
 Feature: Airflow reaches a healthy UI through the Kerberized path
 
   Airflow's metadata connection and its Celery result backend log in to PgBouncer with the

@@ -82,3 +82,7 @@ Feature: The reference webhook injects Kerberos credentials through a real Kuber
     Then the API server accepts all 16 of them
     And the kind plan's keytab Secrets hold the keytabs the realm exported
     And the kind plan's Deployment with the misspelt field "securityContxt" is refused naming it
+
+  Scenario: The kind substrate's namespace, Service and pod are accepted by the API server
+    When the kind substrate's namespace, KDC Service and KDC pod are created through the API server
+    Then the stored KDC pod is the kind substrate's pod, with the KDC Service's ClusterIP as kdc.example.test

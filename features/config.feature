@@ -1,4 +1,4 @@
-@config @local @docker
+@config @local @docker @kind
 Feature: The configuration a user applies is linted, and what it renders is what runs
 
   The deployment file is the `variables` of Houston's upsertDeployment/createDeployment mutation.

@@ -5,7 +5,8 @@ Feature: PgBouncer keeps serving when the KDC is slow or down, and the generic i
   SPN) must not freeze the clients PgBouncer already serves: the GSS step runs off PgBouncer's
   event loop, bounded by server_connect_timeout. New logins fail with a GSS error naming the KDC
   and recover once it is back. The generic PgBouncer image has no GSSAPI support at all; the
-  harness says so from PgBouncer's own log, before any timeout.
+  harness says so from PgBouncer's own log, before any timeout. The KDC that stops answering is
+  a paused container; Kubernetes cannot freeze a pod, so those scenarios are not @kind.
   The scenarios allow pooled clients 1000 ms without a completed query: the GSS step on the
   event loop stalled them for the whole KDC stop (3 s here, server_connect_timeout in the silent
   case), while scenarios sharing 2 loaded cores in CI, with the docker tier's containers and
@@ -42,7 +43,7 @@ Feature: PgBouncer keeps serving when the KDC is slow or down, and the generic i
     Then the connection succeeds
     And no pooled client saw an error
 
-  @docker
+  @docker @kind
   Scenario: The KDC is down: new server logins fail at once naming the KDC, and recover once it is back
     Given PgBouncer is configured as the deployment renders it, plus "server_login_retry = 1"
     And 20 clients run queries through PgBouncer on a full pool
@@ -56,12 +57,12 @@ Feature: PgBouncer keeps serving when the KDC is slow or down, and the generic i
     Then the connection succeeds
     And no pooled client saw an error
 
-  @docker
+  @docker @kind
   Scenario: The generic PgBouncer image refuses the deployment's Kerberos settings, and the harness says why
     When the generic PgBouncer image is started as the deployment renders it
     Then within 15 seconds the harness says "PgBouncer has no GSSAPI support: it does not know `server_gssauth_negotiate`"
 
-  @docker
+  @docker @kind
   Scenario: The generic PgBouncer image without the Kerberos settings is named before any timeout
     Given the generic PgBouncer image is started without server_gssauth_negotiate and server_krb_spn
     When a client connects through PgBouncer to the metadata database while the harness watches PgBouncer's log

@@ -1,4 +1,4 @@
-@kdc @postgres @local @docker
+@kdc @postgres @local @docker @kind
 Feature: A throwaway realm and a database that admits the Kerberos user through GSSAPI only
 
   Every scenario gets its own MIT realm and PostgreSQL cluster on free loopback ports. Names come

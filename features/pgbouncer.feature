@@ -1,4 +1,4 @@
-@pgbouncer @postgres @kdc @local @docker
+@pgbouncer @postgres @kdc @local @docker @kind
 Feature: Clients reach the Kerberized database through PgBouncer with a password
 
   Airflow logs in to PgBouncer with the password in users.txt; PgBouncer logs in to PostgreSQL

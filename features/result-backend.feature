@@ -1,4 +1,4 @@
-@airflow @config @pgbouncer @postgres @kdc @local @docker
+@airflow @config @pgbouncer @postgres @kdc @local @docker @kind
 Feature: The Celery result backend is a connection of its own
 
   Houston's resultBackendConnectionJson has its own user, password and database; the deployment

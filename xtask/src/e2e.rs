@@ -82,6 +82,8 @@ const KNOB_VARS: &[&str] = &[
     "E2E_AIRFLOW_FAST_API",
     // Test-only: `cargo xtask hygiene` plants it in every secret the run generates.
     "E2E_CANARY",
+    // The kind tier's scenarios: the kind cluster (made from kind/cluster.yaml) they run on.
+    "E2E_KUBECONFIG",
 ];
 
 /// The flag that sets a variable, for error messages.
@@ -133,7 +135,9 @@ fn absolute(flag: &str, p: &Path) -> Result<PathBuf> {
 }
 
 pub fn run(a: &E2eArgs) -> Result<i32> {
-    if a.tier == "kind" {
+    // With a kind cluster named in E2E_KUBECONFIG, the kind tier runs the @kind scenarios on it
+    // (the kind substrate); without, it carries out the platform plan, which makes its own.
+    if a.tier == "kind" && std::env::var_os("E2E_KUBECONFIG").is_none() {
         return crate::kind::run(
             &a.kind,
             a.deployment.as_deref(),
@@ -141,11 +145,14 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
             a.offline,
         );
     }
+    if a.kind.dry_run && a.tier == "kind" {
+        bail!("--dry-run prints the kind tier's platform plan, which runs without E2E_KUBECONFIG: unset it");
+    }
     if a.kind.dry_run {
         bail!("--dry-run applies to the kind tier only (--tier kind)");
     }
-    if a.pgbouncer_image.is_some() && a.tier != "docker" {
-        bail!("--pgbouncer-image applies to the docker tier: add --tier docker");
+    if a.pgbouncer_image.is_some() && a.tier != "docker" && a.tier != "kind" {
+        bail!("--pgbouncer-image applies to the container tiers: add --tier docker (or --tier kind with E2E_KUBECONFIG)");
     }
     let deployment = a
         .deployment
@@ -193,7 +200,8 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
 /// tier each scenario gets and why.
 fn choose_tier(settings: Settings) -> Result<Settings> {
     match settings.tier.as_str() {
-        "docker" => {
+        // The kind substrate gives the kind node the same images.
+        "docker" | "kind" => {
             docker_images(&settings)?;
             Ok(settings)
         }

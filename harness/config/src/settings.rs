@@ -69,6 +69,10 @@ pub struct Settings {
     /// The docker tier's PgBouncer image instead of the project's build (`--pgbouncer-image`,
     /// e.g. Astronomer's `ap-pgbouncer-krb`); unset, the one `cargo xtask images` built.
     pub pgbouncer_image: Option<String>,
+    /// The kind tier's cluster (`E2E_KUBECONFIG`): a kind cluster made from kind/cluster.yaml,
+    /// whose node sees this machine's run directories; unset, the kind tier's scenarios cannot
+    /// run.
+    pub kubeconfig: Option<PathBuf>,
     /// Test-only (`cargo xtask hygiene`): a known value every generated secret contains, so a
     /// leak of any of them anywhere can be found by searching for this one string.
     pub canary: Option<String>,
@@ -105,6 +109,7 @@ impl Default for Settings {
             run_dir: None,
             kube_apiserver: None,
             pgbouncer_image: None,
+            kubeconfig: None,
             canary: None,
         }
     }
@@ -227,6 +232,7 @@ impl Settings {
         s.run_dir = text("E2E_RUN_DIR").map(PathBuf::from);
         s.kube_apiserver = text("E2E_KUBE_APISERVER").map(PathBuf::from);
         s.pgbouncer_image = text("E2E_PGBOUNCER_IMAGE");
+        s.kubeconfig = text("E2E_KUBECONFIG").map(PathBuf::from);
         if let Some(v) = text("E2E_CANARY") {
             // Secrets end up in URLs, SQL literals and command lines: only letters and digits
             // keep every one of them valid; 12 or more so a chance match is impossible.
@@ -284,6 +290,7 @@ impl Settings {
             ("E2E_RUN_DIR", p(&self.run_dir)),
             ("E2E_KUBE_APISERVER", p(&self.kube_apiserver)),
             ("E2E_PGBOUNCER_IMAGE", self.pgbouncer_image.clone()),
+            ("E2E_KUBECONFIG", p(&self.kubeconfig)),
             ("E2E_CANARY", self.canary.clone()),
         ]
     }
@@ -322,6 +329,7 @@ mod tests {
             airflow_template: false,
             airflow_fast_api: false,
             deployment: Some("/x/d.yaml".into()),
+            kubeconfig: Some("/x/kubeconfig".into()),
             canary: Some("hygieneCanary42".into()),
             ..Settings::default()
         };

@@ -201,7 +201,8 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
                 &cluster,
                 template
                     .replace("${HTTP_PORT}", &o.http_port.to_string())
-                    .replace("${HTTPS_PORT}", &o.https_port.to_string()),
+                    .replace("${HTTPS_PORT}", &o.https_port.to_string())
+                    .replace("${RUN_ROOT}", &s(&crate::substrate::kube::run_root())),
             )?;
             files.push(cluster.clone());
             let kc = w("kubeconfig");

@@ -25,12 +25,13 @@ use testcontainers::core::{IntoContainerPort, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
+use super::roles::{dialable, family, Role, Roles};
 use super::{Endpoint, LogCursor, Place, Running, Substrate, Tier};
 use crate::component::{Exec, ExecOutput, File, NamedPort, RunAs, Source, Spec};
 use crate::tools;
 
 /// The label every container and network of a run carries (value: the run's id).
-pub const RUN_LABEL: &str = "e2e-harness.run";
+pub use super::RUN_LABEL;
 /// The process that made them: a later run sweeps what a process no longer alive left.
 const PID_LABEL: &str = "e2e-harness.pid";
 /// Published ports bind here only: nothing outside this machine reaches a run.
@@ -41,50 +42,11 @@ const ANY: &str = "0.0.0.0";
 /// gateway the published port arrives through).
 const SAME_NETWORK: &str = "samenet";
 
-/// PostgreSQL's uid in the project's image (`postgres/Dockerfile` fixes it).
-pub const POSTGRES_UID: u32 = 999;
-/// PgBouncer's uid, as the chart runs it (`runAsUser`).
-const PGBOUNCER_UID: u32 = harness_config::render::kube::PGBOUNCER_UID as u32;
-/// `nobody`: what the broker and Airflow's images run as.
-const NOBODY: u32 = 65534;
-
-/// What the docker tier knows of a component: the image it runs from, the uid that image runs
-/// it as, and where its place is mounted.
-#[derive(Debug, Clone)]
-struct Role {
-    image: String,
-    uid: u32,
-    dir: String,
-    /// What of the checkout the image carries (`airflow/Dockerfile` copies it): path in the
-    /// checkout -> path in the image.
-    shipped: &'static [(&'static str, &'static str)],
-    /// Whether the harness's own user is root inside (the daemons' images, whose tools and
-    /// PgBouncer's `-u nobody` start as root) or the image's user (the broker, Airflow).
-    invoker_is_root: bool,
-}
-
-/// Airflow's image (`airflow/Dockerfile`): the venv from the lock file, config/ and dags/.
-const AIRFLOW_SHIPPED: &[(&str, &str)] = &[
-    ("airflow/venv", "/opt/airflow/venv"),
-    ("airflow/config", "/opt/airflow/config"),
-    ("airflow/dags", "/opt/airflow/dags"),
-];
-
-/// A place's name without its version (`airflow-3.3.2` is Airflow's place): the component
-/// family its host name is made from.
-fn family(place: &str) -> &str {
-    match place.split_once('-') {
-        Some((f @ "airflow", _)) => f,
-        _ => place,
-    }
-}
-
 /// The docker substrate of a run (see the module comment). The run-level value only makes
 /// environments ([`Substrate::environment`]); each environment has its own network.
 pub struct Docker {
     run: String,
-    pgbouncer_image: Option<String>,
-    images: BTreeMap<String, String>,
+    roles: Roles,
     env: Option<Arc<Env>>,
 }
 
@@ -133,8 +95,7 @@ impl Docker {
         };
         let d = Docker {
             run,
-            pgbouncer_image,
-            images: crate::images::manifest(),
+            roles: Roles::built(Tier::Docker, pgbouncer_image),
             env: None,
         };
         // Every image a scenario needs, before any scenario starts.
@@ -150,60 +111,12 @@ impl Docker {
             .context("internal: a docker place outside an environment (Stack::up makes one first)")
     }
 
-    fn image(&self, component: &str) -> Result<String> {
-        self.images.get(component).cloned().with_context(|| {
-            format!(
-                "the docker tier's {component} image is not built: run `cargo xtask images` (it builds what is missing; {} lists what is built)",
-                crate::images::manifest_path().display()
-            )
-        })
-    }
-
     fn role(&self, component: &str) -> Result<Role> {
-        let mut shipped: &'static [(&'static str, &'static str)] = &[];
-        let mut invoker_is_root = true;
-        let (image, uid, dir) = match component {
-            "kdc" => (self.image("kdc")?, 0, "/e2e/kdc"),
-            "postgres" => (self.image("postgres")?, POSTGRES_UID, "/e2e/postgres"),
-            // The Celery broker, as the platform runs it: an image of its own.
-            "redis" => {
-                invoker_is_root = false;
-                (self.image("redis")?, NOBODY, "/e2e/redis")
-            }
-            // Airflow's image runs as nobody (`airflow/Dockerfile`), its place beside its home.
-            airflow if family(airflow) == "airflow" => {
-                shipped = AIRFLOW_SHIPPED;
-                invoker_is_root = false;
-                (self.image(airflow)?, NOBODY, "/opt/airflow/run")
-            }
-            // Where the chart mounts PgBouncer's ini and users.txt.
-            "pgbouncer" => (
-                match &self.pgbouncer_image {
-                    Some(i) => i.clone(),
-                    None => self.image("pgbouncer")?,
-                },
-                PGBOUNCER_UID,
-                "/etc/pgbouncer",
-            ),
-            other => bail!(
-                "the docker tier has no image for the component `{other}` (it runs the KDC, PostgreSQL, PgBouncer, the Celery broker and Airflow; run it with --tier local)"
-            ),
-        };
-        Ok(Role {
-            image,
-            uid,
-            dir: dir.into(),
-            shipped,
-            invoker_is_root,
-        })
+        self.roles.role(component)
     }
 
     fn uid(&self, place: &Place, who: RunAs) -> Result<u32> {
-        let role = self.role(&place.name)?;
-        Ok(match (who, place.owner) {
-            (RunAs::Invoker, RunAs::Invoker) if role.invoker_is_root => 0,
-            _ => role.uid,
-        })
+        self.roles.uid(place, who)
     }
 
     fn labels(&self) -> [(String, String); 2] {
@@ -255,17 +168,10 @@ impl Substrate for Docker {
         static ENVIRONMENTS: std::sync::atomic::AtomicUsize =
             std::sync::atomic::AtomicUsize::new(0);
         let n = ENVIRONMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let hosts = BTreeMap::from([
-            ("kdc".to_string(), names.component_host("kdc")),
-            ("postgres".to_string(), names.db_host.clone()),
-            ("pgbouncer".to_string(), names.component_host("pgbouncer")),
-            ("redis".to_string(), names.component_host("redis")),
-            ("airflow".to_string(), names.component_host("airflow")),
-        ]);
+        let hosts = super::roles::hosts(names);
         Ok(Arc::new(Docker {
             run: self.run.clone(),
-            pgbouncer_image: self.pgbouncer_image.clone(),
-            images: self.images.clone(),
+            roles: self.roles.clone(),
             env: Some(Arc::new(Env {
                 network: format!("e2e-{}-{n}", self.run),
                 hosts,
@@ -310,20 +216,11 @@ impl Substrate for Docker {
     }
 
     fn shipped(&self, place: &Place, rel: &str) -> Result<Option<PathBuf>> {
-        let role = self.role(&place.name)?;
-        Ok(role
-            .shipped
-            .iter()
-            .find(|(checkout, _)| *checkout == rel)
-            .map(|(_, inside)| PathBuf::from(inside)))
+        self.roles.shipped(place, rel)
     }
 
     fn component_host(&self, place: &Place, component: &str) -> String {
-        if component == place.name || family(&place.name) == component {
-            place.host.clone()
-        } else {
-            dialable(&format!("{component}.{}", place.host))
-        }
+        super::roles::component_host(place, component)
     }
 
     fn share_dir(&self, place: &Place, dir: &Path) -> Result<String> {
@@ -875,19 +772,6 @@ fn pid_alive(pid: &str) -> bool {
         .is_ok_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
 }
 
-/// The name a component is given on the network: its configured host name, or that name's
-/// first label when it is longer than a kernel host name may be (64 bytes; customers' database
-/// hosts can be longer). The names Kerberos sees stay the configured ones: PgBouncer is given
-/// the configured service principal, as on the local tier, which dials an address.
-fn dialable(host: &str) -> String {
-    const HOST_NAME_MAX: usize = 63;
-    if host.len() <= HOST_NAME_MAX {
-        return host.to_string();
-    }
-    let first = host.split('.').next().unwrap_or(host);
-    first.chars().take(HOST_NAME_MAX).collect()
-}
-
 /// `repository:tag` (a registry host's port is not a tag).
 fn split_image(image: &str) -> (String, String) {
     match image.rsplit_once(':') {
@@ -905,13 +789,6 @@ fn path_str(p: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_host_name_too_long_for_the_kernel_is_dialled_by_its_first_label() {
-        assert_eq!(dialable("db.example.test"), "db.example.test");
-        let long = "customer-production-metadata-db-primary.us-east-1.internal.corp.example.test";
-        assert_eq!(dialable(long), "customer-production-metadata-db-primary");
-    }
 
     #[test]
     fn image_names_split_at_the_tag_not_at_a_registry_port() {

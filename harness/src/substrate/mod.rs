@@ -3,12 +3,15 @@
 //! there and returns a [`Running`] handle with its endpoints (as the harness dials them and as the
 //! other components dial them), its log with a cursor, and tools run inside it. The local
 //! substrate (`local`) runs processes on loopback; the docker substrate (`docker`) runs each
-//! component as a container with its own host name on a network per environment. Nothing above
-//! this module knows which one it has.
+//! component as a container with its own host name on a network per environment; the kind
+//! substrate (`kube`) each component as a pod with a Service of its own, in a namespace per
+//! environment. Nothing above this module knows which one it has.
 
 pub mod docker;
+pub mod kube;
 pub mod local;
 pub mod ports;
+pub(crate) mod roles;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -50,6 +53,11 @@ impl fmt::Display for Tier {
     }
 }
 
+/// The label everything a container tier makes for a run carries (value: the run's id):
+/// containers and networks on docker, namespaces on kind. Ctrl-C, the run's time limit and a
+/// later run's sweep find them by it.
+pub const RUN_LABEL: &str = "e2e-harness.run";
+
 /// The substrate of a tier, with the run's settings (the docker tier's PgBouncer image).
 pub fn for_settings(settings: &harness_config::settings::Settings) -> Result<Arc<dyn Substrate>> {
     for_run(settings, None)
@@ -68,9 +76,11 @@ pub fn for_run(
             settings.pgbouncer_image.clone(),
             run_id,
         )?)),
-        Tier::Kind => bail!(
-            "the kind tier does not run scenarios through this runner: `cargo xtask e2e --tier kind` drives the cluster itself (README.md, \"The kind tier\")"
-        ),
+        Tier::Kind => Ok(Arc::new(kube::Kube::connect(
+            settings.kubeconfig.as_deref(),
+            settings.pgbouncer_image.clone(),
+            run_id,
+        )?)),
     }
 }
 
@@ -142,7 +152,7 @@ impl Place {
 pub struct LogCursor(pub u64);
 
 /// Where components run (see the module comment). Implementations: [`local::Local`],
-/// [`docker::Docker`].
+/// [`docker::Docker`], [`kube::Kube`].
 #[async_trait]
 pub trait Substrate: Send + Sync {
     fn tier(&self) -> Tier;

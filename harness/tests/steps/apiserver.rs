@@ -646,3 +646,77 @@ async fn plan_misspelt(w: &mut World, kind: String, field: String) -> Result<()>
     }
     Ok(())
 }
+
+/// The namespace the kind substrate's objects are created in (the API server is the scenario's).
+const SUBSTRATE_NS: &str = "e2e-kind-substrate";
+
+/// What the kind substrate creates for an environment and its KDC, by its own rendering code.
+#[when(
+    "the kind substrate's namespace, KDC Service and KDC pod are created through the API server"
+)]
+async fn substrate_objects(w: &mut World) -> Result<()> {
+    let c = cluster(w)?;
+    let rendered =
+        harness::substrate::kube::apply_sample(&c.client, SUBSTRATE_NS, "apiserver-check").await?;
+    let stored = c.get("v1", "Pod", Some(SUBSTRATE_NS), "kdc-0").await?;
+    w.kube.sent = Some(serde_json::to_value(rendered)?);
+    w.kube.stored = Some(stored);
+    Ok(())
+}
+
+#[then("the stored KDC pod is the kind substrate's pod, with the KDC Service's ClusterIP as kdc.example.test")]
+async fn substrate_pod_stored(w: &mut World) -> Result<()> {
+    let c = cluster(w)?;
+    let sent = w.kube.sent.as_ref().context("no pod was sent")?;
+    let stored = w.kube.stored.as_ref().context("no pod was stored")?;
+    let svc = c.get("v1", "Service", Some(SUBSTRATE_NS), "kdc").await?;
+    let ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .context("the KDC Service has no clusterIP")?;
+    ensure!(
+        stored["spec"]["hostAliases"] == json!([{"ip": ip, "hostnames": ["kdc.example.test"]}]),
+        "the stored pod's hostAliases are {}, not kdc.example.test at the Service's {ip}",
+        stored["spec"]["hostAliases"]
+    );
+    ensure!(
+        svc["spec"]["ports"][0]["port"] == json!(88)
+            && svc["spec"]["ports"].as_array().map(Vec::len) == Some(1),
+        "the KDC Service's ports are {}, not the KDC's 88 alone",
+        svc["spec"]["ports"]
+    );
+    // What the substrate relies on comes back as it was sent (none of it dropped or defaulted
+    // away by the server).
+    for path in [
+        "/spec/volumes",
+        "/spec/containers/0/volumeMounts",
+        "/spec/containers/0/securityContext/runAsUser",
+        "/spec/containers/0/ports",
+        "/spec/containers/0/command",
+        "/spec/containers/0/args",
+        "/spec/containers/0/env",
+        "/spec/containers/0/workingDir",
+        "/spec/shareProcessNamespace",
+        "/spec/restartPolicy",
+        "/spec/hostname",
+        "/metadata/labels",
+    ] {
+        ensure!(
+            stored.pointer(path).is_some() && stored.pointer(path) == sent.pointer(path),
+            "the stored pod's {path} is {:?}, the substrate sent {:?}",
+            stored.pointer(path),
+            sent.pointer(path)
+        );
+    }
+    ensure!(
+        stored["metadata"]["labels"][harness::substrate::RUN_LABEL] == json!("apiserver-check"),
+        "the stored pod does not carry the run label: {}",
+        stored["metadata"]["labels"]
+    );
+    let ns = c.get("v1", "Namespace", None, SUBSTRATE_NS).await?;
+    ensure!(
+        ns["metadata"]["labels"][harness::substrate::RUN_LABEL] == json!("apiserver-check"),
+        "the namespace does not carry the run label: {}",
+        ns["metadata"]["labels"]
+    );
+    Ok(())
+}
