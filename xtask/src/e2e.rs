@@ -144,6 +144,9 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
     if a.kind.dry_run {
         bail!("--dry-run applies to the kind tier only (--tier kind)");
     }
+    if a.kind.external_network.is_some() {
+        bail!("--external-network applies to the kind tier only (--tier kind)");
+    }
     if a.pgbouncer_image.is_some() && a.tier != "docker" {
         bail!("--pgbouncer-image applies to the docker tier: add --tier docker");
     }
