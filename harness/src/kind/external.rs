@@ -237,7 +237,10 @@ mod tests {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            assert!(out.status.success(), "psql over GSSAPI as {principal} failed: {text}");
+            assert!(
+                out.status.success(),
+                "psql over GSSAPI as {principal} failed: {text}"
+            );
             assert_eq!(text.trim(), principal);
         }
         // The keytabs the credentials step reads are where the plan says, 0600.

@@ -47,9 +47,9 @@ impl HoustonDb {
                 )
             })?;
         let fix = "add `harness.houston.database: {host: <db host>, port: 5432, name: <database>}`, the database the `[databases]` entry of Houston's pgbouncer.ini points at";
-        let target = v.houston_database().with_context(|| {
-            format!("{file}: no `harness.houston.database`: {fix}")
-        })?;
+        let target = v
+            .houston_database()
+            .with_context(|| format!("{file}: no `harness.houston.database`: {fix}"))?;
         let field = |value: &Option<String>, key: &str| {
             value
                 .clone()
@@ -241,7 +241,10 @@ mod tests {
         // users.txt: `"user" "secret"`, the login of the URL with the URL's password.
         let users = decoded(&objs[1], "users.txt");
         assert_eq!(users, format!("\"houston\" \"{}\"\n", password.expose()));
-        assert_eq!(objs[2]["metadata"]["name"], "astronomer-houston-kerberos-backend");
+        assert_eq!(
+            objs[2]["metadata"]["name"],
+            "astronomer-houston-kerberos-backend"
+        );
         let url = decoded(&objs[2], "connection");
         let parsed = DatabaseUrl::parse(&url).unwrap();
         assert_eq!(parsed.user.as_deref(), Some("houston"));
@@ -249,7 +252,10 @@ mod tests {
             url.split_once("://").unwrap().1.split_once('@').unwrap().0,
             format!("houston:{}", password.expose())
         );
-        assert_eq!(parsed.host, "astronomer-pgbouncer.astronomer.svc.cluster.local");
+        assert_eq!(
+            parsed.host,
+            "astronomer-pgbouncer.astronomer.svc.cluster.local"
+        );
         assert_eq!(parsed.port, Some(6543));
         assert_eq!(parsed.database.as_deref(), Some("houston"));
         for (k, want) in [
@@ -258,7 +264,12 @@ mod tests {
             ("pool_timeout", "60"),
             ("prisma_connection_limit", "100"),
         ] {
-            assert_eq!(parsed.param(k), Some(want), "{k} in {}", url.replace(password.expose(), "***"));
+            assert_eq!(
+                parsed.param(k),
+                Some(want),
+                "{k} in {}",
+                url.replace(password.expose(), "***")
+            );
         }
         // The URL's database is the ini's `[databases]` entry.
         assert!(harness_config::render::houston::database_aliases(&ini).contains(&"houston".into()));
@@ -270,7 +281,11 @@ mod tests {
         let db = HoustonDb::from_values(&o, &v).unwrap();
         let password = Secret::generate();
         let f = render(&o, &v, &db, &password, scram_verifier).unwrap();
-        assert!(f.users.starts_with("\"houston\" \"SCRAM-SHA-256$4096:"), "{}", f.users);
+        assert!(
+            f.users.starts_with("\"houston\" \"SCRAM-SHA-256$4096:"),
+            "{}",
+            f.users
+        );
         assert!(!f.users.contains(password.expose()));
     }
 
@@ -279,7 +294,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = crate::run::workspace_root();
         let text = std::fs::read_to_string(root.join("fixtures/values.yaml")).unwrap();
-        let cut = text.replace("    database:\n      host: db.example.test\n", "    database:\n");
+        let cut = text.replace(
+            "    database:\n      host: db.example.test\n",
+            "    database:\n",
+        );
         assert_ne!(cut, text);
         let path = dir.path().join("values.yaml");
         std::fs::write(&path, cut).unwrap();
@@ -299,11 +317,17 @@ mod tests {
         let (o, mut v) = reference();
         let db = HoustonDb::from_values(&o, &v).unwrap();
         let h = v.harness.as_mut().unwrap().houston.as_mut().unwrap();
-        h.connection = h.connection.as_ref().map(|c| c.replace(GENERATED_SECRET, "hunter2"));
+        h.connection = h
+            .connection
+            .as_ref()
+            .map(|c| c.replace(GENERATED_SECRET, "hunter2"));
         let e = render(&o, &v, &db, &Secret::generate(), str::to_string)
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("harness.houston.connection") && e.contains(GENERATED_SECRET), "{e}");
+        assert!(
+            e.contains("harness.houston.connection") && e.contains(GENERATED_SECRET),
+            "{e}"
+        );
     }
 }

@@ -326,13 +326,7 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
     // Houston's PgBouncer configuration and database URL: Secrets the customer creates and the
     // chart only names, so they exist before step 1 creates the pods that mount them.
     let password = crate::secret::Secret::generate();
-    let rendered = houston_db::render(
-        o,
-        &values,
-        &hdb,
-        &password,
-        houston_db::scram_verifier,
-    )?;
+    let rendered = houston_db::render(o, &values, &hdb, &password, houston_db::scram_verifier)?;
     let houston_file = w("houston-db.yaml");
     injector::write_objects(&houston_file, &houston_db::objects(&hdb, &rendered))?;
     files.push(houston_file.clone());
@@ -1037,7 +1031,11 @@ mod tests {
         assert!(p.files.contains(&files[0]));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "houston-db.yaml holds Houston's password");
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "houston-db.yaml holds Houston's password"
+        );
         let objs = injector::read_objects(&files[0]).unwrap();
         let named = |n: &str| {
             objs.iter()
@@ -1063,7 +1061,10 @@ mod tests {
             .unwrap();
         assert_eq!(password.len(), 24, "a generated password");
         let text = p.render(&o);
-        assert!(!text.contains(&password), "the plan prints Houston's password");
+        assert!(
+            !text.contains(&password),
+            "the plan prints Houston's password"
+        );
         assert!(text.contains("houston-db.yaml"));
         assert!(text.contains("[Houston's database]"));
         // A second plan, a second password.
@@ -1111,16 +1112,30 @@ mod tests {
         let text = std::fs::read_to_string(root.join("fixtures/values.yaml")).unwrap();
         // The check comes before the templates (relative to the values file) are read.
         let values = dir.path().join("values.yaml");
-        std::fs::write(&values, text.replace("      host: db.example.test\n", "      host: other.example.test\n")).unwrap();
+        std::fs::write(
+            &values,
+            text.replace(
+                "      host: db.example.test\n",
+                "      host: other.example.test\n",
+            ),
+        )
+        .unwrap();
         let o = Options::new(
             "astro-e2e-t3",
             dir.path(),
             &values,
             &root.join("fixtures/deployments/kerberos.yaml"),
         );
-        let e = format!("{:#}", build(&o, &[]).err().expect("a plan for a database the tier does not run"));
+        let e = format!(
+            "{:#}",
+            build(&o, &[])
+                .err()
+                .expect("a plan for a database the tier does not run")
+        );
         assert!(
-            e.contains("harness.houston.database") && e.contains("other.example.test:5432") && e.contains("host: db.example.test"),
+            e.contains("harness.houston.database")
+                && e.contains("other.example.test:5432")
+                && e.contains("host: db.example.test"),
             "{e}"
         );
     }

@@ -645,9 +645,9 @@ async fn plan_houston_secrets(w: &mut World) -> Result<()> {
         .context("Houston's PgBouncer pod mounts no Secret")?
         .to_string();
     let data = |obj: &Value, key: &str| -> Result<String> {
-        let b = obj["data"][key]
-            .as_str()
-            .with_context(|| format!("the stored Secret {} has no {key}", obj["metadata"]["name"]))?;
+        let b = obj["data"][key].as_str().with_context(|| {
+            format!("the stored Secret {} has no {key}", obj["metadata"]["name"])
+        })?;
         Ok(String::from_utf8(
             base64::engine::general_purpose::STANDARD.decode(b)?,
         )?)
@@ -668,7 +668,10 @@ async fn plan_houston_secrets(w: &mut World) -> Result<()> {
         database_aliases(&ini).contains(&db),
         "pgbouncer.ini in {ns}/{mounted} has no `[databases]` entry `{db}`, the database of {ns}/{backend_name}"
     );
-    for line in ["server_gssauth_negotiate = allow", "auth_file = /etc/pgbouncer/users.txt"] {
+    for line in [
+        "server_gssauth_negotiate = allow",
+        "auth_file = /etc/pgbouncer/users.txt",
+    ] {
         ensure!(
             ini.lines().any(|l| l.trim() == line),
             "pgbouncer.ini in {ns}/{mounted} lacks `{line}`"

@@ -12,11 +12,10 @@ pub use deployment::{Deployment, EnvList, EnvVar, PgbouncerConfig, GENERATED_SEC
 pub(crate) use scalar::scalar_text;
 pub use scalar::StringMap;
 pub use values::{
-    AstronomerValues, Global, GlobalPgbouncer, HarnessHouston, HarnessPlatform,
-    HoustonDatabaseTarget, HarnessValues,
-    HoustonConfig, HoustonDatabase, HoustonDeployments, HoustonUrl, HoustonValues, Image,
-    ImageChoice, Injector, LabelSelector, ManualConnectionStrings, PgbouncerChartValues, Values,
-    GLOBAL_PGBOUNCER_IMAGE, HELM_PGBOUNCER_IMAGE,
+    AstronomerValues, Global, GlobalPgbouncer, HarnessHouston, HarnessPlatform, HarnessValues,
+    HoustonConfig, HoustonDatabase, HoustonDatabaseTarget, HoustonDeployments, HoustonUrl,
+    HoustonValues, Image, ImageChoice, Injector, LabelSelector, ManualConnectionStrings,
+    PgbouncerChartValues, Values, GLOBAL_PGBOUNCER_IMAGE, HELM_PGBOUNCER_IMAGE,
 };
 
 /// Unknown keys keep whatever JSON value they held.
