@@ -1126,12 +1126,7 @@ mod tests {
             &values,
             &root.join("fixtures/deployments/kerberos.yaml"),
         );
-        let e = format!(
-            "{:#}",
-            build(&o, &[])
-                .err()
-                .expect("a plan for a database the tier does not run")
-        );
+        let e = format!("{:#}", build(&o, &[]).unwrap_err());
         assert!(
             e.contains("harness.houston.database")
                 && e.contains("other.example.test:5432")
