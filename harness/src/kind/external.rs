@@ -169,7 +169,8 @@ mod tests {
     /// Against the Docker engine and the docker tier's images (`cargo xtask images`): the realm
     /// and database joined to a network stand-in for kind's, and a container on that network
     /// (where a pod's traffic would come from) gets a ticket with the handed-over krb5.conf and
-    /// keytab and logs in to PostgreSQL over GSSAPI by the host names alone.
+    /// keytab and logs in to PostgreSQL over GSSAPI by the host names alone: the deployment's
+    /// principal to its database, Houston's to Houston's.
     #[tokio::test]
     #[ignore = "needs a Docker engine and the kdc, postgres and pgbouncer images"]
     async fn a_container_on_the_joined_network_logs_in_over_gssapi() {
