@@ -79,8 +79,9 @@ Feature: The reference webhook injects Kerberos credentials through a real Kuber
     And the Kerberos reference environment
     When the kind tier's plan is made for the deployment
     And every object the kind tier's plan applies is applied server-side
-    Then the API server accepts all 16 of them
+    Then the API server accepts all 19 of them
     And the kind plan's keytab Secrets hold the keytabs the realm exported
+    And the kind plan's Houston Secrets are stored where Houston and its PgBouncer read them
     And the kind plan's Deployment with the misspelt field "securityContxt" is refused naming it
 
   Scenario: The kind substrate's namespace, Service and pod are accepted by the API server

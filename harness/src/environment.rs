@@ -184,6 +184,12 @@ impl Environment {
             .map_err(|e| anyhow::anyhow!("as the superuser in {db}: {}", sql::error_text(&e)))
     }
 
+    /// A further database on the environment's PostgreSQL, owned by the login role `owner`
+    /// (named exactly like its principal, created unless it exists), with its grants.
+    pub async fn add_database(&mut self, db: &str, owner: &str) -> Result<()> {
+        self.stack.pg.add_database(db, owner).await
+    }
+
     /// Lets `role` log in to PostgreSQL with a password (the bench's password baseline only).
     pub async fn admit_password_role(&self, role: &str, password: &str) -> Result<()> {
         self.stack.pg.admit_password_role(role, password).await

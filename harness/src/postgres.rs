@@ -149,19 +149,41 @@ impl Cluster {
             server_spec,
             _socket_tmp: socket_tmp,
         };
-        cluster.create_role_and_databases().await?;
+        cluster
+            .create_roles_and_databases(&cluster.spec.roles, &cluster.spec.databases)
+            .await?;
         Ok(cluster)
     }
 
-    async fn create_role_and_databases(&self) -> Result<()> {
+    /// A further database owned by `owner`, with the same setup as the spec's: the login role
+    /// (named like its principal) unless the cluster already has it, the database, the grants.
+    /// The kind tier's Houston database is one, beside the deployment's.
+    pub async fn add_database(&mut self, db: &str, owner: &str) -> Result<()> {
+        let roles: Vec<String> = if self.spec.roles.iter().any(|r| r == owner) {
+            Vec::new()
+        } else {
+            vec![owner.to_string()]
+        };
+        let databases = [(db.to_string(), owner.to_string())];
+        self.create_roles_and_databases(&roles, &databases).await?;
+        self.spec.roles.extend(roles);
+        self.spec.databases.extend(databases);
+        Ok(())
+    }
+
+    async fn create_roles_and_databases(
+        &self,
+        roles: &[String],
+        databases: &[(String, String)],
+    ) -> Result<()> {
         let client = self.superuser("postgres").await?;
         let quote = |name: &str| name.replace('"', "\"\"");
         let mut sql = String::new();
-        for role in &self.spec.roles {
+        for role in roles {
             let role = quote(role);
             sql += &fill("postgres/init.sql.tmpl", INIT_SQL, &[("role", &role)])?;
         }
-        for (db, owner) in &self.spec.databases {
+        for (db, owner) in databases {
             let (db, role) = (quote(db), quote(owner));
             sql += &fill(
                 "postgres/database.sql.tmpl",

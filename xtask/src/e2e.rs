@@ -151,6 +151,9 @@ pub fn run(a: &E2eArgs) -> Result<i32> {
     if a.kind.dry_run {
         bail!("--dry-run applies to the kind tier only (--tier kind)");
     }
+    if a.kind.external_network.is_some() {
+        bail!("--external-network applies to the kind tier's platform plan (--tier kind without E2E_KUBECONFIG)");
+    }
     if a.pgbouncer_image.is_some() && a.tier != "docker" && a.tier != "kind" {
         bail!("--pgbouncer-image applies to the container tiers: add --tier docker (or --tier kind with E2E_KUBECONFIG)");
     }

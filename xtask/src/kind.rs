@@ -16,9 +16,15 @@ pub struct KindArgs {
     /// machine lacks for it; start nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// kind tier: use this existing cluster instead of creating a kind cluster.
+    /// kind tier: use this existing cluster instead of creating a kind cluster (then
+    /// --external-network is required).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// kind tier: the Docker network the cluster's nodes are on, which the customer's KDC and
+    /// PostgreSQL containers join so pods reach them by host name [default: `kind`, the harness's
+    /// own kind cluster's; with --kubeconfig it must be given].
+    #[arg(long, value_name = "NAME")]
+    pub external_network: Option<String>,
     /// kind tier: Astronomer's platform chart, unpacked (`helm pull astronomer/astronomer
     /// --version 0.37.7 --untar`).
     #[arg(long)]
@@ -68,6 +74,9 @@ pub fn run(
     }
     if let Some(c) = &k.kubeconfig {
         cmd.arg("--kubeconfig").arg(c);
+    }
+    if let Some(n) = &k.external_network {
+        cmd.arg("--external-network").arg(n);
     }
     if k.dry_run {
         cmd.arg("--dry-run");

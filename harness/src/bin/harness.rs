@@ -56,6 +56,10 @@ enum Cmd {
         /// An existing cluster instead of a new kind cluster.
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+        /// The Docker network the cluster's nodes are on, which the KDC and PostgreSQL join
+        /// (default `kind` for the harness's own kind cluster; required with --kubeconfig).
+        #[arg(long)]
+        external_network: Option<String>,
         #[arg(long)]
         dry_run: bool,
     },
@@ -142,6 +146,7 @@ fn main() {
                 astronomer_chart,
                 platform,
                 kubeconfig,
+                external_network,
                 dry_run,
             } => {
                 let name = format!(
@@ -156,6 +161,7 @@ fn main() {
                     .map_err(|e: String| anyhow::anyhow!("--platform: {e}"))?;
                 options.chart = astronomer_chart;
                 options.kubeconfig = kubeconfig;
+                options.external_network = external_network;
                 let code = harness::kind::main(harness::kind::Request { options, dry_run }).await?;
                 std::process::exit(code);
             }

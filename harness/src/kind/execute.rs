@@ -112,8 +112,13 @@ async fn one(o: &Options, step: &Step, s: &mut Session, evidence: &Path) -> Resu
             let objects = step.objects()?.unwrap_or_default();
             apply_objects(&client(o).await?, &step.title, &objects).await
         }
-        Action::External { network, creds, .. } => {
-            s.external = Some(super::external::External::up(o, creds, network).await?);
+        Action::External {
+            network,
+            creds,
+            databases,
+            ..
+        } => {
+            s.external = Some(super::external::External::up(o, creds, databases, network).await?);
             Ok(())
         }
         Action::RemoveExternal { .. } => Ok(()),

@@ -3,8 +3,10 @@
 //! `Environment::up`) on the docker substrate, so every tier has one realm recipe: a fresh
 //! `kdb5_util` database, `kadmin.local addprinc -randkey` for the connection principal and
 //! `postgres/<db host>`, each `ktadd`ed once into its own keytab, PostgreSQL given the server
-//! keytab, the login role and the databases. Then both containers join kind's Docker network
-//! under their host names, so the platform's pods reach them as a customer's pods reach theirs.
+//! keytab, the login role and the databases; then Houston's database and its role (named like
+//! Houston's principal) by the same database code. Then both containers join the Docker network
+//! of the cluster's nodes (kind's, or `--external-network`) under their host names, so the
+//! platform's pods reach them as a customer's pods reach theirs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use crate::stack::Shape;
 use crate::substrate::docker::{Docker, RUN_LABEL};
 use crate::substrate::Substrate;
 
-/// The Docker network kind puts its nodes on.
+/// The Docker network kind puts its nodes on: the default for the harness's own kind cluster.
 pub const KIND_NETWORK: &str = "kind";
 
 /// The realm and database of a kind run, up until [`External::down`].
@@ -28,10 +30,16 @@ pub struct External {
 }
 
 impl External {
-    /// Brings the realm and PostgreSQL up in `o.work/external`, hands krb5.conf and a keytab per
+    /// Brings the realm and PostgreSQL up in `o.work/external`, creates `databases`
+    /// (`(database, owning role)`) beside the deployment's, hands krb5.conf and a keytab per
     /// credential to where the plan's credentials step reads them, and joins both containers to
     /// `network` under their host names.
-    pub async fn up(o: &Options, creds: &[Credential], network: &str) -> Result<External> {
+    pub async fn up(
+        o: &Options,
+        creds: &[Credential],
+        databases: &[(String, String)],
+        network: &str,
+    ) -> Result<External> {
         let deployment =
             harness_config::load_deployment(&o.deployment).map_err(|e| anyhow::anyhow!("{e}"))?;
         let shape = Shape::from_deployment(deployment, true)
@@ -39,6 +47,9 @@ impl External {
         let substrate: Arc<dyn Substrate> = Arc::new(Docker::connect(None, Some(o.name.as_str()))?);
         let mut env = Environment::up(substrate, &o.work.join("external"), shape).await?;
         let joined = async {
+            for (db, role) in databases {
+                env.add_database(db, role).await?;
+            }
             hand_over(&env, o, creds).await?;
             let n = &env.shape().names;
             let hosts = [
@@ -147,6 +158,7 @@ pub fn scrub(o: &Options) {
     crate::environment::scrub(&o.work.join("external"), false);
     let _ = std::fs::remove_dir_all(o.work.join("external/keytabs"));
     let _ = std::fs::remove_file(o.work.join("credentials.yaml"));
+    let _ = std::fs::remove_file(o.work.join("houston-db.yaml"));
 }
 
 #[cfg(test)]
@@ -157,7 +169,8 @@ mod tests {
     /// Against the Docker engine and the docker tier's images (`cargo xtask images`): the realm
     /// and database joined to a network stand-in for kind's, and a container on that network
     /// (where a pod's traffic would come from) gets a ticket with the handed-over krb5.conf and
-    /// keytab and logs in to PostgreSQL over GSSAPI by the host names alone.
+    /// keytab and logs in to PostgreSQL over GSSAPI by the host names alone: the deployment's
+    /// principal to its database, Houston's to Houston's.
     #[tokio::test]
     #[ignore = "needs a Docker engine and the kdc, postgres and pgbouncer images"]
     async fn a_container_on_the_joined_network_logs_in_over_gssapi() {
@@ -181,49 +194,56 @@ mod tests {
             .status()
             .unwrap();
         assert!(ok.success());
+        let houston = super::super::houston_db::HoustonDb::from_values(&o, &values).unwrap();
+        let databases = [(houston.database.clone(), houston.principal.clone())];
         let result = async {
-            let mut ext = External::up(&o, &creds, &net).await?;
-            let client = creds
-                .iter()
-                .find(|c| c.principal == "astro_user@EXAMPLE.TEST")
-                .unwrap();
-            let kt_dir = client.keytab.parent().unwrap().display().to_string();
-            let kt = format!(
-                "/kt/{}",
-                client.keytab.file_name().unwrap().to_string_lossy()
-            );
-            let conf = plan::external_krb5_conf(&o).display().to_string();
-            let image = crate::images::built("postgres").unwrap();
-            let out = Command::new("docker")
-                .args(["run", "--rm", "--network", &net, "-u", "0", "--label"])
-                .arg(format!("{RUN_LABEL}={name}"))
-                .args(["-v", &format!("{kt_dir}:/kt:ro")])
-                .args(["-v", &format!("{conf}:/etc/krb5.conf:ro")])
-                .args(["-e", &format!("KRB5_CLIENT_KTNAME=FILE:{kt}")])
-                .args(["-e", "KRB5CCNAME=MEMORY:probe"])
-                .args([&image, "psql"])
-                .args([
-                    "host=db.example.test dbname=kerberos_demo_airflow user=astro_user@EXAMPLE.TEST gssencmode=disable",
-                    "-tAc",
-                    "select current_user",
-                ])
-                .output()?;
+            let mut ext = External::up(&o, &creds, &databases, &net).await?;
+            // Each principal logs in to its own database: the deployment's and Houston's.
+            let mut outs = Vec::new();
+            for (principal, db) in [
+                ("astro_user@EXAMPLE.TEST", "kerberos_demo_airflow"),
+                (houston.principal.as_str(), houston.database.as_str()),
+            ] {
+                let cred = creds.iter().find(|c| c.principal == principal).unwrap();
+                let kt_dir = cred.keytab.parent().unwrap().display().to_string();
+                let kt = format!("/kt/{}", cred.keytab.file_name().unwrap().to_string_lossy());
+                let conf = plan::external_krb5_conf(&o).display().to_string();
+                let image = crate::images::built("postgres").unwrap();
+                let out = Command::new("docker")
+                    .args(["run", "--rm", "--network", &net, "-u", "0", "--label"])
+                    .arg(format!("{RUN_LABEL}={name}"))
+                    .args(["-v", &format!("{kt_dir}:/kt:ro")])
+                    .args(["-v", &format!("{conf}:/etc/krb5.conf:ro")])
+                    .args(["-e", &format!("KRB5_CLIENT_KTNAME=FILE:{kt}")])
+                    .args(["-e", "KRB5CCNAME=MEMORY:probe"])
+                    .args([&image, "psql"])
+                    .arg(format!(
+                        "host=db.example.test dbname={db} user={principal} gssencmode=disable"
+                    ))
+                    .args(["-tAc", "select current_user"])
+                    .output()?;
+                outs.push((principal.to_string(), out));
+            }
             ext.down().await;
-            anyhow::Ok(out)
+            anyhow::Ok(outs)
         }
         .await;
         let swept = remove_all(&name).unwrap_or(0);
         let _ = Command::new("docker")
             .args(["network", "rm", &net])
             .status();
-        let out = result.unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "psql over GSSAPI failed: {text}");
-        assert_eq!(text.trim(), "astro_user@EXAMPLE.TEST");
+        for (principal, out) in result.unwrap() {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success(),
+                "psql over GSSAPI as {principal} failed: {text}"
+            );
+            assert_eq!(text.trim(), principal);
+        }
         // The keytabs the credentials step reads are where the plan says, 0600.
         use std::os::unix::fs::PermissionsExt;
         for c in &creds {

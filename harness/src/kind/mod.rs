@@ -11,6 +11,7 @@
 pub mod execute;
 pub mod external;
 pub mod houston;
+pub mod houston_db;
 pub mod injector;
 pub mod plan;
 pub mod preflight;
@@ -42,6 +43,9 @@ pub struct Options {
     pub deployment: PathBuf,
     /// An existing cluster instead of a new kind cluster (a ticket on real infrastructure).
     pub kubeconfig: Option<PathBuf>,
+    /// The Docker network the cluster's nodes are on, which the KDC and PostgreSQL containers
+    /// join (`--external-network`); unset means kind's own for the harness's kind cluster.
+    pub external_network: Option<String>,
     /// The platform's base domain; Houston is `houston.<base>`, Airflow `deployments.<base>`.
     pub base_domain: String,
     /// The run's own directory for rendered files (`<run>/kind/`).
@@ -60,6 +64,7 @@ impl Options {
             values: values.to_path_buf(),
             deployment: deployment.to_path_buf(),
             kubeconfig: None,
+            external_network: None,
             base_domain: "astro.example.test".into(),
             work: work.to_path_buf(),
             http_port: 0,
@@ -73,6 +78,16 @@ impl Options {
     }
     pub fn platform_release(&self) -> &'static str {
         "astronomer"
+    }
+    /// The Docker network the external KDC and PostgreSQL join: `--external-network`, else
+    /// kind's for the harness's own cluster. None with `--kubeconfig` and no flag: nobody knows
+    /// where that cluster's nodes are, and preflight says so.
+    pub fn external_network(&self) -> Option<&str> {
+        match (&self.external_network, &self.kubeconfig) {
+            (Some(n), _) => Some(n),
+            (None, None) => Some(external::KIND_NETWORK),
+            (None, Some(_)) => None,
+        }
     }
     /// The run's CA and the certificates it signs (webhook, ingress); keys 0600.
     pub fn pki_dir(&self) -> PathBuf {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use harness_config::Deployment;
 
+use super::houston_db::{self, HoustonDb};
 use super::injector::{self, Credential};
 use super::{houston, Options, Platform};
 use crate::kube::manifests;
@@ -22,6 +23,7 @@ pub enum Phase {
     Images,
     Injector,
     Tls,
+    HoustonDb,
     Platform,
     Deployment,
     Teardown,
@@ -35,6 +37,7 @@ impl fmt::Display for Phase {
             Phase::Images => "images",
             Phase::Injector => "credential injector",
             Phase::Tls => "ingress TLS",
+            Phase::HoustonDb => "Houston's database",
             Phase::Platform => "platform",
             Phase::Deployment => "deployment",
             Phase::Teardown => "teardown",
@@ -70,11 +73,13 @@ pub enum Action {
         file: PathBuf,
     },
     /// The customer's KDC and PostgreSQL (`external.rs`): the realm with its principals and
-    /// keytabs, the database, krb5.conf and the keytabs handed to the credentials step, both
-    /// containers joined to `network`. `lines` say what it does, for the printed plan.
+    /// keytabs, the deployment's database, krb5.conf and the keytabs handed to the credentials
+    /// step, then `databases` (`(database, owning role)`: Houston's), both containers joined to
+    /// `network`. `lines` say what it does, for the printed plan.
     External {
         network: String,
         creds: Vec<Credential>,
+        databases: Vec<(String, String)>,
         lines: Vec<String>,
     },
     /// Everything the external step made: stopped, and whatever carries the run's label removed.
@@ -227,16 +232,22 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
         }
     };
 
-    // The customer's "external" KDC and database, on kind's Docker network so pods reach them
-    // by host name, exactly as a customer's pods reach theirs.
+    // The customer's "external" KDC and database, on the Docker network of the cluster's nodes
+    // so pods reach them by host name, exactly as a customer's pods reach theirs. Houston's
+    // database is on the same server, its role named like Houston's principal.
     let creds = credentials(o, &values, &deployment)?;
+    let hdb = HoustonDb::from_values(o, &values)?;
+    check_houston_db(o, &deployment, &hdb)?;
+    let databases = vec![(hdb.database.clone(), hdb.principal.clone())];
+    let network = network_name(o);
     step(
         Phase::External,
-        "the customer's KDC and PostgreSQL: realm, principals, keytabs and database made by the harness's own realm and database code on the docker substrate, joined to kind's network".into(),
+        format!("the customer's KDC and PostgreSQL: realm, principals, keytabs and databases (the deployment's and Houston's) made by the harness's own realm and database code on the docker substrate, joined to the Docker network {network}"),
         Action::External {
-            network: super::external::KIND_NETWORK.into(),
-            lines: external_lines(o, &deployment, &creds)?,
+            network: network.clone(),
+            lines: external_lines(o, &deployment, &creds, &databases)?,
             creds: creds.clone(),
+            databases,
         },
     );
 
@@ -311,6 +322,28 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
             injector::PRIVATE_CA_SECRET
         ),
         Action::Apply(vec![ingress]),
+    );
+
+    // Houston's PgBouncer configuration and database URL: Secrets the customer creates and the
+    // chart only names, so they exist before step 1 creates the pods that mount them.
+    let password = crate::secret::Secret::generate();
+    let rendered = houston_db::render(o, &values, &hdb, &password, houston_db::scram_verifier)?;
+    let houston_file = w("houston-db.yaml");
+    injector::write_objects(&houston_file, &houston_db::objects(&hdb, &rendered))?;
+    files.push(houston_file.clone());
+    let hns = &hdb.namespace;
+    step(
+        Phase::HoustonDb,
+        format!(
+            "apply Houston's PgBouncer Secret {hns}/{} (pgbouncer.ini: [databases] {} as {}, GSSAPI to postgres/{}@{}; users.txt) and its database URL Secret {hns}/{} (connection, through {release}-pgbouncer:6543 with Prisma's PgBouncer parameters); the password is generated per run, never printed",
+            hdb.pgbouncer_secret,
+            hdb.database,
+            hdb.principal,
+            hdb.host,
+            hdb.realm,
+            hdb.backend_secret,
+        ),
+        Action::Apply(vec![houston_file]),
     );
 
     // The platform, in the documentation's two steps.
@@ -488,7 +521,12 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
 
 /// What the external step does, as the plan prints it: the realm's commands, the principals and
 /// where each keytab goes, the database, and the network joins.
-fn external_lines(o: &Options, d: &Deployment, creds: &[Credential]) -> Result<Vec<String>> {
+fn external_lines(
+    o: &Options,
+    d: &Deployment,
+    creds: &[Credential],
+    databases: &[(String, String)],
+) -> Result<Vec<String>> {
     let n = harness_config::EnvironmentShape::from_deployment(d)
         .map_err(|e| anyhow::anyhow!("{}: {e}", o.deployment.display()))?;
     let kdc = n.component_host("kdc");
@@ -525,17 +563,57 @@ fn external_lines(o: &Options, d: &Deployment, creds: &[Credential]) -> Result<V
         n.client_principal,
         dbs.join(", ")
     ));
+    for (db, role) in databases {
+        v.push(format!(
+            "{}: role \"{role}\" LOGIN owning {db} (Houston's database, through its PgBouncer)",
+            n.db_host
+        ));
+    }
     v.push(format!(
         "krb5.conf as pods read it (the KDC as {kdc}:88) -> {}",
         external_krb5_conf(o).display()
     ));
+    let network = network_name(o);
     for (what, host) in [("KDC", &kdc), ("PostgreSQL", &n.db_host)] {
         v.push(format!(
-            "$ docker network connect --alias {host} {} <the run's {what} container>",
-            super::external::KIND_NETWORK
+            "$ docker network connect --alias {host} {network} <the run's {what} container>"
         ));
     }
     Ok(v)
+}
+
+/// The network the external step joins, or what the flag would say when it is missing (the
+/// dry run prints it; a live run stops in preflight).
+fn network_name(o: &Options) -> String {
+    o.external_network()
+        .map(str::to_string)
+        .unwrap_or_else(|| "<--external-network NAME>".into())
+}
+
+/// The kind tier runs one KDC and one PostgreSQL, made from the deployment's names: Houston's
+/// database and principal must be on them.
+fn check_houston_db(o: &Options, d: &Deployment, h: &HoustonDb) -> Result<()> {
+    let n = harness_config::EnvironmentShape::from_deployment(d)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", o.deployment.display()))?;
+    let (values, deployment) = (o.values.display(), o.deployment.display());
+    if h.realm != n.realm {
+        anyhow::bail!(
+            "{values}: Houston's principal `{}` (global.pgbouncer.extraEnv.KERBEROS_USER) is in realm {}, but the KDC the kind tier runs is the deployment's ({deployment}): {}; use one realm",
+            h.principal,
+            h.realm,
+            n.realm
+        );
+    }
+    if h.host != n.db_host || h.port != 5432 {
+        anyhow::bail!(
+            "{values}: `harness.houston.database` is {}:{}, but the one PostgreSQL the kind tier runs is the deployment's ({deployment}) at {}:5432; set `harness.houston.database.host: {}` and `port: 5432`",
+            h.host,
+            h.port,
+            n.db_host,
+            n.db_host
+        );
+    }
+    Ok(())
 }
 
 /// The platform values the kind tier adds to the customer's: its base domain, the ingress on
@@ -886,9 +964,19 @@ mod tests {
         let ext = position(&p, "the customer's KDC and PostgreSQL");
         let creds_at = position(&p, "apply the Kerberos material");
         assert!(ext < creds_at);
-        let Action::External { creds, lines, .. } = &p.steps[ext].action else {
+        let Action::External {
+            creds,
+            lines,
+            databases,
+            ..
+        } = &p.steps[ext].action
+        else {
             panic!()
         };
+        assert_eq!(
+            databases,
+            &[("houston".to_string(), "houston@EXAMPLE.TEST".to_string())]
+        );
         let Action::Credentials {
             creds: read,
             krb5_conf,
@@ -906,6 +994,7 @@ mod tests {
             "addprinc -randkey astro_user@EXAMPLE.TEST",
             "addprinc -randkey houston@EXAMPLE.TEST",
             "role \"astro_user@EXAMPLE.TEST\" LOGIN owning kerberos_demo_airflow",
+            "role \"houston@EXAMPLE.TEST\" LOGIN owning houston",
             "docker network connect --alias kdc.example.test kind",
             "docker network connect --alias db.example.test kind",
         ] {
@@ -918,6 +1007,132 @@ mod tests {
             Action::RemoveExternal {
                 run: o.name.clone()
             }
+        );
+    }
+
+    fn decoded(obj: &serde_json::Value, key: &str) -> String {
+        use base64::Engine;
+        let d = base64::engine::general_purpose::STANDARD
+            .decode(obj["data"][key].as_str().unwrap())
+            .unwrap();
+        String::from_utf8(d).unwrap()
+    }
+
+    #[test]
+    fn houston_s_secrets_are_applied_before_the_platform_and_never_printed() {
+        let (o, p) = plan(Platform::Software0377);
+        let at = position(&p, "apply Houston's PgBouncer Secret");
+        assert_eq!(p.steps[at].phase, Phase::HoustonDb);
+        assert!(at < position(&p, "step 1: helm upgrade --no-hooks"));
+        assert!(position(&p, "the customer's KDC and PostgreSQL") < at);
+        let Action::Apply(files) = &p.steps[at].action else {
+            panic!()
+        };
+        assert_eq!(files, &[o.work.join("houston-db.yaml")]);
+        assert!(p.files.contains(&files[0]));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "houston-db.yaml holds Houston's password"
+        );
+        let objs = injector::read_objects(&files[0]).unwrap();
+        let named = |n: &str| {
+            objs.iter()
+                .find(|x| x["kind"] == "Secret" && x["metadata"]["name"] == n)
+                .unwrap_or_else(|| panic!("no Secret {n}"))
+        };
+        // The names the values give the chart (global.pgbouncer.secretName,
+        // astronomer.houston.backendSecretName), in the platform's namespace.
+        let pgb = named("astronomer-pgbouncer-config");
+        let backend = named("astronomer-houston-kerberos-backend");
+        for x in [pgb, backend] {
+            assert_eq!(x["metadata"]["namespace"], o.platform_namespace());
+        }
+        let users = decoded(pgb, "users.txt");
+        assert!(users.starts_with("\"houston\" \"SCRAM-SHA-256$"), "{users}");
+        let ini = decoded(pgb, "pgbouncer.ini");
+        assert!(ini.contains("\nserver_krb_spn = postgres/db.example.test@EXAMPLE.TEST\n"));
+        let url = decoded(backend, "connection");
+        let password = url
+            .split_once("houston:")
+            .and_then(|(_, r)| r.split_once('@'))
+            .map(|(p, _)| p.to_string())
+            .unwrap();
+        assert_eq!(password.len(), 24, "a generated password");
+        let text = p.render(&o);
+        assert!(
+            !text.contains(&password),
+            "the plan prints Houston's password"
+        );
+        assert!(text.contains("houston-db.yaml"));
+        assert!(text.contains("[Houston's database]"));
+        // A second plan, a second password.
+        let (_, q) = plan(Platform::Software0377);
+        let Action::Apply(other) = &q.steps[at].action else {
+            panic!()
+        };
+        let other = injector::read_objects(&other[0]).unwrap();
+        assert_ne!(decoded(&other[2], "connection"), url);
+    }
+
+    #[test]
+    fn an_existing_cluster_s_network_is_the_flag_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::run::workspace_root();
+        let mut o = Options::new(
+            "astro-e2e-t2",
+            dir.path(),
+            &root.join("fixtures/values.yaml"),
+            &root.join("fixtures/deployments/kerberos.yaml"),
+        );
+        o.kubeconfig = Some(dir.path().join("kubeconfig"));
+        let network = |o: &Options| {
+            let p = build(o, &[]).unwrap();
+            let Action::External { network, lines, .. } =
+                &p.steps[position(&p, "the customer's KDC and PostgreSQL")].action
+            else {
+                panic!()
+            };
+            (network.clone(), lines.join("\n"))
+        };
+        let (n, lines) = network(&o);
+        assert_eq!(n, "<--external-network NAME>");
+        assert!(lines.contains("--alias db.example.test <--external-network NAME>"));
+        o.external_network = Some("ci-nodes".into());
+        let (n, lines) = network(&o);
+        assert_eq!(n, "ci-nodes");
+        assert!(lines.contains("--alias kdc.example.test ci-nodes"));
+    }
+
+    #[test]
+    fn houston_s_database_must_be_on_the_server_the_tier_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::run::workspace_root();
+        let text = std::fs::read_to_string(root.join("fixtures/values.yaml")).unwrap();
+        // The check comes before the templates (relative to the values file) are read.
+        let values = dir.path().join("values.yaml");
+        std::fs::write(
+            &values,
+            text.replace(
+                "      host: db.example.test\n",
+                "      host: other.example.test\n",
+            ),
+        )
+        .unwrap();
+        let o = Options::new(
+            "astro-e2e-t3",
+            dir.path(),
+            &values,
+            &root.join("fixtures/deployments/kerberos.yaml"),
+        );
+        let e = format!("{:#}", build(&o, &[]).unwrap_err());
+        assert!(
+            e.contains("harness.houston.database")
+                && e.contains("other.example.test:5432")
+                && e.contains("host: db.example.test"),
+            "{e}"
         );
     }
 }

@@ -75,6 +75,13 @@ pub fn check_with(o: &Options, probe: &dyn Fn(&[&str]) -> Option<String>) -> Vec
                 how: "give the path of an existing kubeconfig file".into(),
             });
         }
+        if o.external_network().is_none() {
+            missing.push(Missing {
+                what: "the Docker network of the cluster's nodes (--external-network NAME)".into(),
+                why: "the customer's KDC and PostgreSQL containers join it so the cluster's pods reach them by host name; only the harness's own kind cluster is known to be on `kind`",
+                how: "pass --external-network NAME: the network `docker network ls` shows the cluster's node containers on (`docker inspect -f '{{json .NetworkSettings.Networks}}' <node>`); a cluster not on this Docker engine needs the customer's own KDC and database, which the tier does not wire".into(),
+            });
+        }
     }
     for component in super::plan::PROJECT_IMAGES {
         if super::plan::built_image(component).is_none() {
@@ -247,6 +254,22 @@ mod tests {
         assert!(m
             .iter()
             .any(|m| m.what == "the kubeconfig /nonexistent/kubeconfig"));
+    }
+
+    #[test]
+    fn an_existing_cluster_needs_the_network_its_nodes_are_on() {
+        let mut o = options();
+        let network = |m: &[Missing]| m.iter().any(|m| m.what.contains("--external-network"));
+        // The harness's own kind cluster: kind's network, nothing to ask.
+        assert!(!network(&check_with(&o, &|_| Some("ok".into()))));
+        assert_eq!(o.external_network(), Some("kind"));
+        o.kubeconfig = Some(PathBuf::from("/nonexistent/kubeconfig"));
+        let m = check_with(&o, &|_| Some("ok".into()));
+        assert!(network(&m), "{m:?}");
+        assert!(m.iter().any(|m| m.how.contains("docker network ls")));
+        o.external_network = Some("ci-nodes".into());
+        assert!(!network(&check_with(&o, &|_| Some("ok".into()))));
+        assert_eq!(o.external_network(), Some("ci-nodes"));
     }
 
     #[test]

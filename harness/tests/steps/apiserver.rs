@@ -46,6 +46,7 @@ impl KubeState {
         if let Some((o, _)) = self.plan.take() {
             let _ = std::fs::remove_dir_all(o.work.join("external/keytabs"));
             let _ = std::fs::remove_file(o.work.join("credentials.yaml"));
+            let _ = std::fs::remove_file(o.work.join("houston-db.yaml"));
         }
     }
 }
@@ -619,6 +620,72 @@ async fn plan_keytabs(w: &mut World) -> Result<()> {
             cred.namespace,
             manifests::KEYTAB_SECRET,
             cred.principal
+        );
+    }
+    Ok(())
+}
+
+/// Houston's Secrets as the API server stored them, under the names the chart mounts: the
+/// Secret Houston's PgBouncer pod (built from the same values) mounts holds an ini whose
+/// `[databases]` has the URL's database and a users.txt with the URL's login; the backend Secret
+/// holds that URL with Prisma's PgBouncer parameters.
+#[then("the kind plan's Houston Secrets are stored where Houston and its PgBouncer read them")]
+async fn plan_houston_secrets(w: &mut World) -> Result<()> {
+    use base64::Engine;
+    use harness_config::render::houston::{database_aliases, parse_users_txt, DatabaseUrl};
+    let v = values(w)?;
+    let c = cluster(w)?;
+    let ns = pods::houston_namespace(&v);
+    let pod = pods::houston_pgbouncer(&v);
+    let mounted = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|vol| vol["secret"]["secretName"].as_str())
+        .context("Houston's PgBouncer pod mounts no Secret")?
+        .to_string();
+    let data = |obj: &Value, key: &str| -> Result<String> {
+        let b = obj["data"][key].as_str().with_context(|| {
+            format!("the stored Secret {} has no {key}", obj["metadata"]["name"])
+        })?;
+        Ok(String::from_utf8(
+            base64::engine::general_purpose::STANDARD.decode(b)?,
+        )?)
+    };
+    let pgb = c.get("v1", "Secret", Some(&ns), &mounted).await?;
+    let (ini, users) = (data(&pgb, "pgbouncer.ini")?, data(&pgb, "users.txt")?);
+    let backend_name = v.houston_backend_secret_name();
+    let backend = c.get("v1", "Secret", Some(&ns), &backend_name).await?;
+    let url = Secret::adopt(data(&backend, "connection")?);
+    let parsed = DatabaseUrl::parse(url.expose()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user = parsed.user.clone().unwrap_or_default();
+    ensure!(
+        parse_users_txt(&users).contains(&user),
+        "users.txt in {ns}/{mounted} has no line for `{user}`, the login of {ns}/{backend_name}"
+    );
+    let db = parsed.database.clone().unwrap_or_default();
+    ensure!(
+        database_aliases(&ini).contains(&db),
+        "pgbouncer.ini in {ns}/{mounted} has no `[databases]` entry `{db}`, the database of {ns}/{backend_name}"
+    );
+    for line in [
+        "server_gssauth_negotiate = allow",
+        "auth_file = /etc/pgbouncer/users.txt",
+    ] {
+        ensure!(
+            ini.lines().any(|l| l.trim() == line),
+            "pgbouncer.ini in {ns}/{mounted} lacks `{line}`"
+        );
+    }
+    for k in [
+        "pgbouncer",
+        "connection_limit",
+        "pool_timeout",
+        "prisma_connection_limit",
+    ] {
+        ensure!(
+            parsed.param(k).is_some(),
+            "the URL in {ns}/{backend_name} lacks `{k}`"
         );
     }
     Ok(())

@@ -13,9 +13,9 @@ pub(crate) use scalar::scalar_text;
 pub use scalar::StringMap;
 pub use values::{
     AstronomerValues, Global, GlobalPgbouncer, HarnessHouston, HarnessPlatform, HarnessValues,
-    HoustonConfig, HoustonDatabase, HoustonDeployments, HoustonUrl, HoustonValues, Image,
-    ImageChoice, Injector, LabelSelector, ManualConnectionStrings, PgbouncerChartValues, Values,
-    GLOBAL_PGBOUNCER_IMAGE, HELM_PGBOUNCER_IMAGE,
+    HoustonConfig, HoustonDatabase, HoustonDatabaseTarget, HoustonDeployments, HoustonUrl,
+    HoustonValues, Image, ImageChoice, Injector, LabelSelector, ManualConnectionStrings,
+    PgbouncerChartValues, Values, GLOBAL_PGBOUNCER_IMAGE, HELM_PGBOUNCER_IMAGE,
 };
 
 /// Unknown keys keep whatever JSON value they held.

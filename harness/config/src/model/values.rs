@@ -193,6 +193,25 @@ pub struct HarnessHouston {
     /// Directory of `pgbouncer.ini.tmpl` / `users.txt.tmpl`, relative to the values file.
     #[serde(default)]
     pub pgbouncer_templates: Option<String>,
+    /// Houston's database on the customer's PostgreSQL: where the `[databases]` entry of
+    /// Houston's pgbouncer.ini points (the templates' `db_host`, `db_port`, `db_name`).
+    #[serde(default)]
+    pub database: Option<HoustonDatabaseTarget>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `harness.houston.database`: the PostgreSQL database Houston's PgBouncer logs in to (as
+/// Houston's principal, `global.pgbouncer.extraEnv.KERBEROS_USER`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HoustonDatabaseTarget {
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Defaults to PostgreSQL's 5432.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -324,6 +343,26 @@ impl Values {
             .and_then(|h| h.platform.as_ref())
             .and_then(|p| p.release_name.as_deref())
             .unwrap_or("astronomer")
+    }
+
+    /// The Secret Houston's PgBouncer mounts at `/etc/pgbouncer` (`global.pgbouncer.secretName`,
+    /// the chart's default when unset).
+    pub fn pgbouncer_secret_name(&self) -> String {
+        self.global_pgbouncer()
+            .and_then(|g| g.secret_name.clone())
+            .unwrap_or_else(|| GlobalPgbouncer::DEFAULT_SECRET_NAME.into())
+    }
+
+    /// The Secret Houston's container reads its database URL from (key `connection`):
+    /// `astronomer.houston.backendSecretName`, else the chart's `<release>-houston-backend`.
+    pub fn houston_backend_secret_name(&self) -> String {
+        self.houston()
+            .and_then(|h| h.backend_secret_name.clone())
+            .unwrap_or_else(|| format!("{}-houston-backend", self.platform_release()))
+    }
+
+    pub fn houston_database(&self) -> Option<&HoustonDatabaseTarget> {
+        self.harness.as_ref()?.houston.as_ref()?.database.as_ref()
     }
 
     pub fn templates_dir(&self) -> Option<&str> {

@@ -247,10 +247,7 @@ pub fn houston_pgbouncer_deployment(v: &Values, platform: Platform) -> Option<Va
             .unwrap_or(default.repository),
         tag: img.and_then(|i| i.tag.clone()).unwrap_or(default.tag),
     };
-    let secret_name = gp
-        .secret_name
-        .clone()
-        .unwrap_or_else(|| crate::model::GlobalPgbouncer::DEFAULT_SECRET_NAME.into());
+    let secret_name = v.pgbouncer_secret_name();
     let env: Vec<Value> = gp
         .extra_env
         .as_ref()

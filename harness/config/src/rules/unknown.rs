@@ -113,6 +113,9 @@ pub(super) fn check_values(sink: &mut Sink, v: &Values) {
         }
         if let Some(x) = &h.houston {
             report(sink, &UNKNOWN_FIELD, "harness.houston", &x.extra);
+            if let Some(d) = &x.database {
+                report(sink, &UNKNOWN_FIELD, "harness.houston.database", &d.extra);
+            }
         }
         if let Some(x) = &h.platform {
             report(sink, &UNKNOWN_FIELD, "harness.platform", &x.extra);
