@@ -52,6 +52,16 @@ pub fn run(
         "building the harness",
         &["build", "--quiet", "-p", "harness", "--bin", "harness"],
     )?;
+    // The plan's last step runs the @kind scenarios on the cluster it made (not with
+    // --kubeconfig, whose cluster lacks the kind substrate's mounts, nor for a printed plan).
+    let runner = match k.dry_run || k.kubeconfig.is_some() {
+        true => None,
+        false => Some(cargo::test_binary(
+            "building the scenario runner for the @kind scenarios",
+            "harness",
+            "e2e",
+        )?),
+    };
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -77,6 +87,9 @@ pub fn run(
     }
     if let Some(n) = &k.external_network {
         cmd.arg("--external-network").arg(n);
+    }
+    if let Some(r) = &runner {
+        cmd.arg("--runner").arg(r);
     }
     if k.dry_run {
         cmd.arg("--dry-run");

@@ -60,6 +60,9 @@ enum Cmd {
         /// (default `kind` for the harness's own kind cluster; required with --kubeconfig).
         #[arg(long)]
         external_network: Option<String>,
+        /// The scenario runner (the `e2e` test binary) for the @kind scenarios step.
+        #[arg(long)]
+        runner: Option<PathBuf>,
         #[arg(long)]
         dry_run: bool,
     },
@@ -147,6 +150,7 @@ fn main() {
                 platform,
                 kubeconfig,
                 external_network,
+                runner,
                 dry_run,
             } => {
                 let name = format!(
@@ -162,6 +166,7 @@ fn main() {
                 options.chart = astronomer_chart;
                 options.kubeconfig = kubeconfig;
                 options.external_network = external_network;
+                options.runner = runner;
                 let code = harness::kind::main(harness::kind::Request { options, dry_run }).await?;
                 std::process::exit(code);
             }

@@ -124,7 +124,20 @@ async fn one(o: &Options, step: &Step, s: &mut Session, evidence: &Path) -> Resu
         Action::RemoveExternal { .. } => Ok(()),
         Action::Pods(w) => pods(&client(o).await?, w).await,
         Action::Job { namespace, name } => job(&client(o).await?, namespace, name).await,
-        Action::Https { url, expect } => https(o, url, expect).await,
+        Action::Https {
+            url,
+            expect,
+            authorized,
+        } => {
+            let token = match authorized {
+                true => Some(s.token.as_deref().context(
+                    "no Houston token: the createUser step did not run or returned none",
+                )?),
+                false => None,
+            };
+            https(o, url, expect, token).await
+        }
+        Action::Scenarios { kubeconfig } => scenarios(o, kubeconfig),
         Action::Graphql(doc) => graphql(o, doc, s).await,
     }
 }
@@ -326,12 +339,17 @@ fn ingress_client(o: &Options) -> Result<reqwest::Client> {
     Ok(b.build()?)
 }
 
-async fn https(o: &Options, url: &str, expect: &str) -> Result<()> {
+async fn https(o: &Options, url: &str, expect: &str, token: Option<&str>) -> Result<()> {
     let http = ingress_client(o)?;
     let deadline = Instant::now() + STEP_LIMIT;
     let mut last: String;
     loop {
-        match http.get(url).send().await {
+        let mut req = http.get(url);
+        if let Some(t) = token {
+            // As astro-cli sends it: the bare token, no scheme.
+            req = req.header("authorization", t);
+        }
+        match req.send().await {
             Ok(r) if r.status() == 200 => {
                 let body = r.text().await.unwrap_or_default();
                 if expect.is_empty() || body.contains(expect) {
@@ -409,6 +427,26 @@ async fn graphql(o: &Options, doc: &houston::Document, s: &mut Session) -> Resul
             let vars = houston::deployment_variables(&file, ws, s.cluster.as_deref());
             h.send(doc, vars).await?;
         }
+    }
+    Ok(())
+}
+
+/// Runs the scenario runner on this cluster with the kind substrate; its output is the user's.
+fn scenarios(o: &Options, kubeconfig: &Path) -> Result<()> {
+    let runner = o
+        .runner
+        .as_ref()
+        .context("no scenario runner was given (`harness kind --runner PATH`; `cargo xtask e2e --tier kind` passes it)")?;
+    let status = Command::new(runner)
+        .current_dir(crate::run::workspace_root().join("harness"))
+        .env("E2E_TIER", "kind")
+        .env("E2E_KUBECONFIG", kubeconfig)
+        .status()
+        .with_context(|| format!("could not start the scenario runner {}", runner.display()))?;
+    if !status.success() {
+        bail!(
+            "the @kind scenarios failed ({status}); each failed scenario's logs are in its directory under target/e2e/latest"
+        );
     }
     Ok(())
 }

@@ -53,6 +53,8 @@ pub struct Options {
     /// Loopback ports kind maps to the ingress's 80 and 443.
     pub http_port: u16,
     pub https_port: u16,
+    /// The scenario runner (the `e2e` test binary xtask builds), for the scenarios step.
+    pub runner: Option<PathBuf>,
 }
 
 impl Options {
@@ -69,6 +71,7 @@ impl Options {
             work: work.to_path_buf(),
             http_port: 0,
             https_port: 0,
+            runner: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub enum Phase {
     HoustonDb,
     Platform,
     Deployment,
+    Scenarios,
     Teardown,
 }
 
@@ -40,6 +41,7 @@ impl fmt::Display for Phase {
             Phase::HoustonDb => "Houston's database",
             Phase::Platform => "platform",
             Phase::Deployment => "deployment",
+            Phase::Scenarios => "scenarios",
             Phase::Teardown => "teardown",
         })
     }
@@ -89,7 +91,17 @@ pub enum Action {
     /// A job of this name in the namespace completed.
     Job { namespace: String, name: String },
     /// An HTTPS endpoint through the ingress answering 200 (Houston's, Airflow's health).
-    Https { url: String, expect: &'static str },
+    /// `authorized`: sent with the token of the user the Houston steps created, as the
+    /// deployment's ingress asks Houston (nginx `auth-url`, `/v1/authorization`) about every
+    /// request; without it the answer is the platform's login, not Airflow.
+    Https {
+        url: String,
+        expect: &'static str,
+        authorized: bool,
+    },
+    /// The @kind scenarios on this cluster (the kind substrate: their own namespaces, the
+    /// project's images), run by the scenario runner with the cluster's kubeconfig.
+    Scenarios { kubeconfig: PathBuf },
     /// A GraphQL document sent to Houston.
     Graphql(&'static houston::Document),
 }
@@ -424,6 +436,7 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
         Action::Https {
             url: format!("{}/healthz", o.houston_url()),
             expect: "",
+            authorized: false,
         },
     );
 
@@ -499,8 +512,20 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
         Action::Https {
             url: format!("{airflow}/api/v2/monitor/health"),
             expect: "healthy",
+            authorized: true,
         },
     );
+    // The same feature files as the other tiers, on this cluster; a cluster that is not one
+    // the harness made from kind/cluster.yaml lacks the mounts the kind substrate needs.
+    if o.kubeconfig.is_none() {
+        step(
+            Phase::Scenarios,
+            "the @kind scenarios on this cluster (the kind substrate: a namespace per environment, the project's images)".into(),
+            Action::Scenarios {
+                kubeconfig: kubeconfig.clone(),
+            },
+        );
+    }
     if o.kubeconfig.is_none() {
         step(
             Phase::Teardown,
@@ -742,9 +767,18 @@ impl Plan {
                 Action::Job { namespace, name } => {
                     format!("       wait: job {name} in {namespace} complete\n")
                 }
-                Action::Https { url, expect } => format!(
-                    "       GET {url} -> 200{}\n",
+                Action::Https { url, expect, authorized } => format!(
+                    "       GET {url}{} -> 200{}\n",
+                    if *authorized { " (authorization: the created user's Houston token)" } else { "" },
                     if expect.is_empty() { String::new() } else { format!(", body shows `{expect}`") }
+                ),
+                Action::Scenarios { kubeconfig } => format!(
+                    "       $ E2E_TIER=kind E2E_KUBECONFIG={} {}\n",
+                    kubeconfig.display(),
+                    o.runner
+                        .as_ref()
+                        .map(|r| r.display().to_string())
+                        .unwrap_or_else(|| "<the scenario runner: cargo xtask e2e --tier kind builds it>".into())
                 ),
                 Action::Graphql(d) => format!(
                     "       POST {} {} (kind/houston/{})\n",
@@ -1075,6 +1109,38 @@ mod tests {
         };
         let other = injector::read_objects(&other[0]).unwrap();
         assert_ne!(decoded(&other[2], "connection"), url);
+    }
+
+    #[test]
+    fn airflow_is_asked_with_houston_s_token_and_the_scenarios_run_last_on_our_own_cluster() {
+        let (o, p) = plan(Platform::Software0377);
+        let health = position(&p, "Airflow's health JSON");
+        let Action::Https { authorized, .. } = &p.steps[health].action else {
+            panic!()
+        };
+        assert!(
+            *authorized,
+            "the deployment's ingress asks Houston about every request"
+        );
+        let Action::Https { authorized, .. } =
+            &p.steps[position(&p, "Houston answers its health check")].action
+        else {
+            panic!()
+        };
+        assert!(!*authorized);
+        let scenarios = position(&p, "the @kind scenarios");
+        assert!(health < scenarios && scenarios < position(&p, "delete the kind cluster"));
+        let Action::Scenarios { kubeconfig } = &p.steps[scenarios].action else {
+            panic!()
+        };
+        assert_eq!(kubeconfig, &o.work.join("kubeconfig"));
+        assert!(p.render(&o).contains("$ E2E_TIER=kind E2E_KUBECONFIG="));
+        // Another cluster lacks the kind substrate's mounts: no scenarios there.
+        let mut other = o.clone();
+        other.kubeconfig = Some(o.work.join("elsewhere"));
+        other.external_network = Some("nodes".into());
+        let p = build(&other, &[]).unwrap();
+        assert!(!p.steps.iter().any(|s| s.phase == Phase::Scenarios));
     }
 
     #[test]
