@@ -138,6 +138,13 @@ async fn one(o: &Options, step: &Step, s: &mut Session, evidence: &Path) -> Resu
             https(o, url, expect, token).await
         }
         Action::Scenarios { kubeconfig } => scenarios(o, kubeconfig),
+        Action::Browser { url } => {
+            let token = s
+                .token
+                .as_deref()
+                .context("no Houston token: the createUser step did not run or returned none")?;
+            browser(o, url, token, evidence).await
+        }
         Action::Graphql(doc) => graphql(o, doc, s).await,
     }
 }
@@ -428,6 +435,33 @@ async fn graphql(o: &Options, doc: &houston::Document, s: &mut Session) -> Resul
             h.send(doc, vars).await?;
         }
     }
+    Ok(())
+}
+
+/// The Airflow UI in a real browser, as the platform's user reaches it: through the ingress on
+/// loopback, the run's certificate pinned (the run's CA is in no browser's store).
+async fn browser(o: &Options, url: &str, token: &str, evidence: &Path) -> Result<()> {
+    use crate::airflow::browser::{self, Login, Visit};
+    let key = o
+        .pki_dir()
+        .join(format!("{}.key", super::injector::INGRESS_TLS_SECRET));
+    let visit = Visit {
+        url: url.to_string(),
+        login: Login::Header {
+            name: "authorization",
+            value: crate::secret::Secret::adopt(token),
+        },
+        landmarks: browser::landmarks(crate::airflow::Version::Airflow3),
+        label: "kind-airflow".into(),
+        host_rules: Some(format!("MAP *.{} 127.0.0.1", o.base_domain)),
+        trust_spki: Some(crate::kube::pki::Pki::spki_pin(&key)?),
+    };
+    let check = browser::visit_ui(&visit, evidence, Duration::from_secs(180)).await?;
+    eprintln!(
+        "kind: the browser saw Airflow's UI at {}; screenshot {}",
+        check.url,
+        check.screenshot.display()
+    );
     Ok(())
 }
 

@@ -99,6 +99,9 @@ pub enum Action {
         expect: &'static str,
         authorized: bool,
     },
+    /// Headless Chromium on this machine opens `url` through the ingress with the created
+    /// user's Houston token on every request, and must see Airflow 3's health badges.
+    Browser { url: String },
     /// The @kind scenarios on this cluster (the kind substrate: their own namespaces, the
     /// project's images), run by the scenario runner with the cluster's kubeconfig.
     Scenarios { kubeconfig: PathBuf },
@@ -515,6 +518,13 @@ pub fn build(o: &Options, images: &[String]) -> Result<Plan> {
             authorized: true,
         },
     );
+    step(
+        Phase::Deployment,
+        "a browser opens the Airflow UI through the ingress as the platform user and sees it healthy".into(),
+        Action::Browser {
+            url: format!("{airflow}/"),
+        },
+    );
     // The same feature files as the other tiers, on this cluster; a cluster that is not one
     // the harness made from kind/cluster.yaml lacks the mounts the kind substrate needs.
     if o.kubeconfig.is_none() {
@@ -771,6 +781,10 @@ impl Plan {
                     "       GET {url}{} -> 200{}\n",
                     if *authorized { " (authorization: the created user's Houston token)" } else { "" },
                     if expect.is_empty() { String::new() } else { format!(", body shows `{expect}`") }
+                ),
+                Action::Browser { url } => format!(
+                    "       chromium {url} (authorization: the created user's Houston token; *.{} -> 127.0.0.1; the ingress key pinned) -> the health badges; screenshot in evidence/\n",
+                    o.base_domain
                 ),
                 Action::Scenarios { kubeconfig } => format!(
                     "       $ E2E_TIER=kind E2E_KUBECONFIG={} {}\n",
@@ -1129,7 +1143,9 @@ mod tests {
         };
         assert!(!*authorized);
         let scenarios = position(&p, "the @kind scenarios");
-        assert!(health < scenarios && scenarios < position(&p, "delete the kind cluster"));
+        let browser = position(&p, "a browser opens the Airflow UI through the ingress");
+        assert!(health < browser && browser < scenarios);
+        assert!(scenarios < position(&p, "delete the kind cluster"));
         let Action::Scenarios { kubeconfig } = &p.steps[scenarios].action else {
             panic!()
         };

@@ -72,6 +72,24 @@ impl Pki {
         Ok(s)
     }
 
+    /// What a browser pins for a serving key (`--ignore-certificate-errors-spki-list`): the
+    /// base64 SHA-256 of its SubjectPublicKeyInfo, from the key file the run wrote.
+    pub fn spki_pin(key_file: &Path) -> Result<String> {
+        use base64::Engine as _;
+        use rcgen::PublicKeyData as _;
+        use sha2::Digest as _;
+        let pem = std::fs::read_to_string(key_file).with_context(|| {
+            format!(
+                "{}: the serving key (the plan writes it)",
+                key_file.display()
+            )
+        })?;
+        let key = KeyPair::from_pem(&pem)
+            .with_context(|| format!("{}: not a PEM private key", key_file.display()))?;
+        Ok(base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(key.subject_public_key_info())))
+    }
+
     /// The key service-account tokens are signed with (the API server wants it even when no
     /// controller issues tokens). Returns the paths of the private key (for signing) and of
     /// the public key (for verifying: the API server reads no public key out of a PKCS#8 file).
@@ -82,5 +100,37 @@ impl Pki {
         let public = self.dir.join("sa.pub");
         std::fs::write(&public, key.public_key_pem())?;
         Ok((private, public))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pin is Chromium's: what `openssl` computes from the certificate itself (the
+    /// documented recipe for `--ignore-certificate-errors-spki-list`), not from our key file.
+    #[test]
+    fn the_browser_pin_is_the_certificate_s_spki_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::create(dir.path()).unwrap();
+        let cert = pki.serving("ingress", &["a.example.test"]).unwrap();
+        let pin = Pki::spki_pin(&cert.key_file).unwrap();
+        let cert_file = &cert.cert_file;
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | openssl enc -base64",
+                cert_file.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(pin, String::from_utf8_lossy(&out.stdout).trim());
+        let other = pki.serving("other", &["b.example.test"]).unwrap();
+        assert_ne!(Pki::spki_pin(&other.key_file).unwrap(), pin);
     }
 }

@@ -152,9 +152,7 @@ pub fn houston_pgbouncer(v: &Values) -> Value {
         .iter()
         .map(|(k, v)| json!({"name": k, "value": v}))
         .collect();
-    let secret = gp
-        .and_then(|g| g.secret_name.clone())
-        .unwrap_or_else(|| harness_config::model::GlobalPgbouncer::DEFAULT_SECRET_NAME.into());
+    let secret = v.pgbouncer_secret_name();
     pod(
         &format!("{release}-pgbouncer"),
         &houston_namespace(v),
