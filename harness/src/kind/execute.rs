@@ -453,7 +453,11 @@ async fn browser(o: &Options, url: &str, token: &str, evidence: &Path) -> Result
         },
         landmarks: browser::landmarks(crate::airflow::Version::Airflow3),
         label: "kind-airflow".into(),
-        host_rules: Some(format!("MAP *.{} 127.0.0.1", o.base_domain)),
+        host_rules: Some(format!(
+            "MAP *.{} {}",
+            o.base_domain,
+            std::net::Ipv4Addr::LOCALHOST
+        )),
         trust_spki: Some(crate::kube::pki::Pki::spki_pin(&key)?),
     };
     let check = browser::visit_ui(&visit, evidence, Duration::from_secs(180)).await?;

@@ -783,7 +783,7 @@ impl Plan {
                     if expect.is_empty() { String::new() } else { format!(", body shows `{expect}`") }
                 ),
                 Action::Browser { url } => format!(
-                    "       chromium {url} (authorization: the created user's Houston token; *.{} -> 127.0.0.1; the ingress key pinned) -> the health badges; screenshot in evidence/\n",
+                    "       chromium {url} (authorization: the created user's Houston token; *.{} -> the loopback ingress; the ingress key pinned) -> the health badges; screenshot in evidence/\n",
                     o.base_domain
                 ),
                 Action::Scenarios { kubeconfig } => format!(
