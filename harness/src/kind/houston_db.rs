@@ -170,7 +170,7 @@ fn b64(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn options(values: &Path) -> Options {
@@ -189,7 +189,8 @@ mod tests {
         (o, v)
     }
 
-    fn decoded(obj: &Value, key: &str) -> String {
+    /// A Secret's `data` entry, decoded (the plan's tests read the same objects).
+    pub(crate) fn decoded(obj: &Value, key: &str) -> String {
         use base64::Engine;
         let d = base64::engine::general_purpose::STANDARD
             .decode(obj["data"][key].as_str().unwrap())

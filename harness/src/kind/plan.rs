@@ -1058,13 +1058,7 @@ mod tests {
         );
     }
 
-    fn decoded(obj: &serde_json::Value, key: &str) -> String {
-        use base64::Engine;
-        let d = base64::engine::general_purpose::STANDARD
-            .decode(obj["data"][key].as_str().unwrap())
-            .unwrap();
-        String::from_utf8(d).unwrap()
-    }
+    use crate::kind::houston_db::tests::decoded;
 
     #[test]
     fn houston_s_secrets_are_applied_before_the_platform_and_never_printed() {

@@ -540,19 +540,9 @@ impl super::Starting for Container {
     /// behind it.
     async fn port_answers(&self, port: &str) -> Result<bool> {
         let port = self.port(port)?.0.port;
-        Ok(tokio::process::Command::new("docker")
-            .args([
-                "exec",
-                &self.container_name,
-                "bash",
-                "-c",
-                &format!("exec 3<>/dev/tcp/{LOOPBACK}/{port}"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success()))
+        let mut docker = tokio::process::Command::new("docker");
+        docker.args(["exec", &self.container_name]);
+        Ok(super::roles::port_answers_inside(docker, port).await)
     }
 }
 

@@ -1069,26 +1069,17 @@ impl super::Starting for KubePod {
             return Ok(false);
         }
         let port = self.port(port)?.0.port;
-        Ok(tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args([
-                "exec",
-                "-n",
-                &self.env.namespace,
-                &self.pod,
-                "-c",
-                CONTAINER,
-                "--",
-                "bash",
-                "-c",
-                &format!("exec 3<>/dev/tcp/{LOOPBACK}/{port}"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success()))
+        let mut kubectl = tokio::process::Command::new("kubectl");
+        kubectl.arg("--kubeconfig").arg(&self.kubeconfig).args([
+            "exec",
+            "-n",
+            &self.env.namespace,
+            &self.pod,
+            "-c",
+            CONTAINER,
+            "--",
+        ]);
+        Ok(super::roles::port_answers_inside(kubectl, port).await)
     }
 }
 

@@ -157,6 +157,20 @@ impl Roles {
 /// first label when it is longer than a kernel host name may be (64 bytes; customers' database
 /// hosts can be longer). The names Kerberos sees stay the configured ones: PgBouncer is given
 /// the configured service principal, as on the local tier, which dials an address.
+/// Whether a TCP connect to `port` on loopback succeeds inside a container or pod, through
+/// `inside`, the CLI command that runs a program there (`docker exec <name>`, `kubectl exec
+/// ... --`): from outside, a published or forwarded port answers a connect even when nothing
+/// listens behind it.
+pub(crate) async fn port_answers_inside(mut inside: tokio::process::Command, port: u16) -> bool {
+    inside
+        .args(["bash", "-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
 pub(crate) fn dialable(host: &str) -> String {
     const HOST_NAME_MAX: usize = 63;
     if host.len() <= HOST_NAME_MAX {
